@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up (idempotent, see setup.sh), then run the whole test suite:
+#   1. ringloop's own tests (pytest, every backend-dependent test on both backends);
+#   2. CPython's asyncio test suite against ringloop (tests/compat/run_cpython.py).
+#
+#   scripts/test.sh                 # everything, on python3
+#   PYTHON=3.13 scripts/test.sh     # everything, on another interpreter
+#   scripts/test.sh -k timers -x    # only pytest, with these arguments
+# Exits non-zero on any failure, including a pytest run that collected no test.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=$("$root/scripts/setup.sh")
+py=$venv/bin/python
+cd "$root"
+
+say() { printf '[test] %s\n' "$*" >&2; }
+start=$SECONDS
+
+say "$("$py" -c 'import sys, ringloop; print("Python", sys.version.split()[0], "- ringloop", ringloop.__version__, "- default backend:", ringloop.backend_info()["backend"])')"
+say "pytest tests $*"
+rc=0
+"$py" -m pytest tests "$@" || rc=$?
+# pytest: 5 means no test was collected, which is a failure here too.
+[ "$rc" -eq 0 ] || { say "FAILED: pytest exited with $rc$([ "$rc" -eq 5 ] && echo ' (no tests collected)')"; exit "$rc"; }
+
+if [ $# -eq 0 ]; then
+    if [ -f tests/compat/run_cpython.py ]; then
+        say "CPython asyncio suite: tests/compat/run_cpython.py"
+        "$py" tests/compat/run_cpython.py || { rc=$?; say "FAILED: CPython asyncio suite exited with $rc"; exit "$rc"; }
+    else
+        say "no tests/compat/run_cpython.py yet: CPython suite skipped"
+    fi
+fi
+say "all passed on $("$py" -c 'import sys; print("Python", sys.version.split()[0])') in $((SECONDS - start)) s"
