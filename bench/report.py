@@ -1,0 +1,141 @@
+"""Summaries and markdown tables from the raw per-round results.
+
+`results` is {bench: {impl: [round result dicts]}} as collected by run.py; a
+round result has at least "ok" and, when ok, "ops_per_s", "ops",
+"loop_cpu_ns" and "loop_stats".
+"""
+import statistics
+
+import loops
+
+
+def good_rounds(rounds):
+    return [r for r in rounds if r.get("ok")]
+
+
+def median_rate(rounds):
+    rates = [r["ops_per_s"] for r in good_rounds(rounds)]
+    return statistics.median(rates) if rates else None
+
+
+def median_round(rounds):
+    """The round whose rate is the (lower) median, for per-op detail."""
+    ok = sorted(good_rounds(rounds), key=lambda r: r["ops_per_s"])
+    return ok[(len(ok) - 1) // 2] if ok else None
+
+
+def spread(rounds):
+    rates = [r["ops_per_s"] for r in good_rounds(rounds)]
+    if len(rates) < 2:
+        return None
+    return (max(rates) - min(rates)) / statistics.median(rates)
+
+
+def summarize(results, impls):
+    """{bench: {"median": {impl: ops/s}, "spread": {...}, "loop_cpu_ns_per_op": {...},
+    "ratios": {"<ringloop impl>/<baseline>": x}}}"""
+    summary = {}
+    for bench, by_impl in results.items():
+        med = {impl: median_rate(by_impl.get(impl, [])) for impl in impls}
+        cpu = {}
+        for impl in impls:
+            r = median_round(by_impl.get(impl, []))
+            cpu[impl] = r["loop_cpu_ns"] / r["ops"] if r and r["ops"] else None
+        ratios = {}
+        for impl in impls:
+            if not loops.is_ringloop(impl):
+                continue
+            for base in loops.BASELINES:
+                if med.get(impl) and med.get(base):
+                    ratios[f"{impl}/{base}"] = med[impl] / med[base]
+        summary[bench] = {
+            "median_ops_per_s": med,
+            "spread": {impl: spread(by_impl.get(impl, [])) for impl in impls},
+            "loop_cpu_ns_per_op": cpu,
+            "ratios": ratios,
+        }
+    return summary
+
+
+def si(x):
+    if x is None:
+        return "–"
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= factor:
+            return f"{x / factor:.2f}{suffix}"
+    return f"{x:.0f}"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ratio_columns(impls):
+    return [(impl, base) for impl in impls if loops.is_ringloop(impl)
+            for base in loops.BASELINES if base in impls]
+
+
+def short(impl):
+    return impl.replace("ringloop-", "")
+
+
+def main_table(summary, impls, units):
+    cols = ratio_columns(impls)
+    header = ["benchmark (ops/s)"] + impls + [f"{short(i)}/{b}" for i, b in cols]
+    rows = []
+    for bench, s in summary.items():
+        row = [f"{bench} ({units[bench]}/s)"]
+        row += [si(s["median_ops_per_s"][impl]) for impl in impls]
+        for impl, base in cols:
+            x = s["ratios"].get(f"{impl}/{base}")
+            row.append(f"{x:.2f}x" if x is not None else "–")
+        rows.append(row)
+    return _table(header, rows)
+
+
+def spread_table(summary, impls):
+    header = ["benchmark: (max-min)/median"] + impls
+    rows = []
+    for bench, s in summary.items():
+        rows.append([bench] + [f"{s['spread'][impl] * 100:.1f}%" if s["spread"][impl] is not None
+                               else "–" for impl in impls])
+    return _table(header, rows)
+
+
+def cpu_table(summary, impls):
+    header = ["benchmark: loop-thread CPU ns/op"] + impls
+    rows = []
+    for bench, s in summary.items():
+        rows.append([bench] + [f"{s['loop_cpu_ns_per_op'][impl]:.0f}"
+                               if s["loop_cpu_ns_per_op"][impl] is not None else "–"
+                               for impl in impls])
+    return _table(header, rows)
+
+
+STAT_KEYS = ("iterations", "callbacks", "io_waits", "io_events", "threadsafe_wakeups",
+             "timers_scheduled", "timers_cancelled", "timers_fired")
+
+
+def counters_table(results, impls):
+    """ringloop's loop.stats() deltas over the median round, per 1000 operations."""
+    ring = [impl for impl in impls if loops.is_ringloop(impl)]
+    rows = []
+    for impl in ring:
+        for bench, by_impl in results.items():
+            r = median_round(by_impl.get(impl, []))
+            if not r or not r.get("loop_stats") or not r["ops"]:
+                continue
+            st = r["loop_stats"]
+            wait_share = ""
+            if st.get("wait_ns") is not None and st.get("run_ns") is not None:
+                total = st["wait_ns"] + st["run_ns"]
+                wait_share = f"{st['wait_ns'] / total * 100:.0f}%" if total else ""
+            rows.append([impl, bench]
+                        + [f"{st[k] * 1000 / r['ops']:.0f}" if k in st else "?" for k in STAT_KEYS]
+                        + [wait_share])
+    if not rows:
+        return None
+    return _table(["impl", "benchmark"] + [f"{k}/1k ops" for k in STAT_KEYS] + ["waiting"], rows)

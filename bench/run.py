@@ -1,0 +1,232 @@
+"""ringloop benchmark harness.
+
+    python bench/run.py core [--rounds N] [--quick] [--duration S]
+                             [--loops ringloop,asyncio,uvloop,rloop] [--bench a,b]
+                             [--json out.json]
+
+Every measurement is one workload on one loop implementation in a fresh
+process (bench/worker.py) pinned to one CPU; a helper thread that produces work
+(call_soon_threadsafe) pins itself to a second CPU. Rounds are interleaved: in
+each round every benchmark is measured on every implementation, one after the
+other (A B C A B C ...), so slow drifts of the machine hit all implementations
+alike. The report gives the median of the rounds per implementation and the
+ratios of ringloop (both backends) to uvloop and asyncio.
+
+The first round calibrates, per benchmark and implementation, an operation
+count that takes about --duration seconds; later rounds reuse that count.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import loops  # noqa: E402
+import report  # noqa: E402
+
+SUITES = ("core",)
+DEFAULT_ROUNDS = 5
+DEFAULT_DURATION = 1.0
+QUICK_ROUNDS = 3
+QUICK_DURATION = 0.2
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("suite", choices=SUITES)
+    ap.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS}, "
+                                                 f"--quick: {QUICK_ROUNDS})")
+    ap.add_argument("--duration", type=float, help=f"seconds per timed run (default "
+                                                     f"{DEFAULT_DURATION}, --quick: {QUICK_DURATION})")
+    ap.add_argument("--quick", action="store_true", help="few short rounds (about a minute)")
+    ap.add_argument("--loops", default="ringloop,asyncio,uvloop,rloop",
+                    help="comma-separated: asyncio, uvloop, rloop, ringloop (both backends), "
+                         "ringloop-io_uring, ringloop-epoll")
+    ap.add_argument("--bench", help="comma-separated subset of the suite's benchmarks")
+    ap.add_argument("--json", metavar="PATH", help="write raw numbers and summary as JSON")
+    ap.add_argument("--cpu", type=int, help="CPU for the loop (default: first allowed)")
+    ap.add_argument("--producer-cpu", type=int,
+                    help="CPU for producer threads (default: second allowed, if any)")
+    ap.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds before a single measurement counts as hung")
+    args = ap.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
+    if args.duration is None:
+        args.duration = QUICK_DURATION if args.quick else DEFAULT_DURATION
+    if args.rounds < 1 or args.duration <= 0:
+        ap.error("--rounds must be >= 1 and --duration > 0")
+    return args
+
+
+def pick_cpus(args):
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cpu = args.cpu if args.cpu is not None else (allowed[0] if allowed else None)
+    producer = args.producer_cpu
+    if producer is None:
+        others = [c for c in allowed if c != cpu]
+        producer = others[0] if others else None
+    return cpu, producer
+
+
+def worker(argv, timeout):
+    """Run bench/worker.py with argv; return its JSON result (or an error dict)."""
+    cmd = [sys.executable, os.path.join(HERE, "worker.py")] + argv
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"ok": False, "error": f"exit {proc.returncode}: " + " / ".join(tail)}
+    if proc.returncode != 0 and result.get("ok", True):
+        result = {"ok": False, "error": f"exit {proc.returncode}"}
+    return result
+
+
+def machine_info():
+    info = {
+        "nproc": os.cpu_count(),
+        "allowed_cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_impl": platform.python_implementation(),
+        "executable": sys.executable,
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import core
+
+    try:
+        impls = loops.expand(args.loops.split(","))
+    except ValueError as exc:
+        raise SystemExit(str(exc))
+    workloads = core.WORKLOADS
+    if args.bench:
+        names = [b.strip() for b in args.bench.split(",") if b.strip()]
+        unknown = [b for b in names if b not in core.BY_NAME]
+        if unknown:
+            raise SystemExit(f"unknown benchmark(s) {unknown} (known: {', '.join(core.BY_NAME)})")
+        workloads = [w for w in workloads if w.name in names]
+    cpu, producer_cpu = pick_cpus(args)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    started = time.monotonic()
+
+    # Which implementations run here at all.
+    notes, available, impl_info = [], [], {}
+    for impl in impls:
+        r = worker(["--probe", impl], timeout=60)
+        if r.get("ok"):
+            available.append(impl)
+            impl_info[impl] = {k: v for k, v in r.items() if k != "ok"}
+        else:
+            notes.append(f"{impl} skipped: {r.get('error')}")
+            log(f"skip {impl}: {r.get('error')}")
+    if not available:
+        raise SystemExit("no loop implementation available")
+
+    results = {w.name: {impl: [] for impl in available} for w in workloads}
+    counts = {}
+    for rnd in range(args.rounds):
+        for w in workloads:
+            for impl in available:
+                wargv = ["--suite", args.suite, "--bench", w.name, "--loop", impl,
+                         "--duration", str(args.duration), "--timeout", str(args.timeout)]
+                if cpu is not None:
+                    wargv += ["--cpu", str(cpu)]
+                if producer_cpu is not None:
+                    wargv += ["--producer-cpu", str(producer_cpu)]
+                if (w.name, impl) in counts:
+                    wargv += ["--count", str(counts[w.name, impl])]
+                r = worker(wargv, timeout=args.timeout * 3 + 30)
+                r["round"] = rnd
+                results[w.name][impl].append(r)
+                if r.get("ok"):
+                    # Later rounds reuse the count that makes one run about --duration long.
+                    counts.setdefault((w.name, impl),
+                                      max(1000, int(r["ops_per_s"] * args.duration)))
+                    log(f"[{rnd + 1}/{args.rounds}] {w.name:22} {impl:18} "
+                        f"{r['ops_per_s']:>14,.0f} {w.unit}/s")
+                else:
+                    log(f"[{rnd + 1}/{args.rounds}] {w.name:22} {impl:18} FAILED: {r.get('error')}")
+                    if r.get("traceback"):
+                        log(r["traceback"])
+    elapsed = time.monotonic() - started
+
+    for w in workloads:
+        for impl in available:
+            failed = [r for r in results[w.name][impl] if not r.get("ok")]
+            if failed:
+                notes.append(f"{w.name} on {impl}: {len(failed)}/{args.rounds} rounds failed "
+                             f"({failed[0].get('error')})")
+
+    summary = report.summarize(results, available)
+    units = {w.name: w.unit for w in workloads}
+    machine = machine_info()
+    command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    out = [f"## ringloop bench: {args.suite}", "",
+           f"{machine.get('cpu_model', '?')}, {machine['nproc']} CPUs, Linux {machine['kernel']}, "
+           f"{machine['python_impl']} {machine['python']}; loop on CPU {cpu}, producer thread on "
+           f"CPU {producer_cpu}; {args.rounds} rounds x ~{args.duration:g} s, median; "
+           f"took {elapsed:.0f} s", "",
+           f"`{command}`", "",
+           report.main_table(summary, available, units), "",
+           "Implementations: " + "; ".join(
+               f"{impl} {info.get('version', '')} ({info.get('backend', info.get('loop_type'))})"
+               .replace("  ", " ") for impl, info in impl_info.items()), "",
+           "Benchmarks:"]
+    out += [f"- `{w.name}`: {w.description}" for w in workloads]
+    out += ["", report.spread_table(summary, available), "",
+            report.cpu_table(summary, available)]
+    counters = report.counters_table(results, available)
+    if counters:
+        out += ["", "ringloop `loop.stats()` over the median round, per 1000 operations:", "",
+                counters]
+    if notes:
+        out += ["", "Notes:"] + [f"- {n}" for n in notes]
+    print("\n".join(out))
+
+    if args.json:
+        data = {
+            "suite": args.suite,
+            "command": command,
+            "machine": machine,
+            "params": {"rounds": args.rounds, "duration": args.duration, "cpu": cpu,
+                       "producer_cpu": producer_cpu, "loops": available},
+            "implementations": impl_info,
+            "benchmarks": {w.name: {"unit": w.unit, "description": w.description,
+                                    "params": w.params} for w in workloads},
+            "summary": summary,
+            "results": results,
+            "notes": notes,
+            "elapsed_s": elapsed,
+        }
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+        log(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
