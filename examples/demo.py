@@ -152,7 +152,7 @@ def report_ringloop(loop):
     for key in sorted(stats):
         value = stats[key]
         if key.endswith("_ns") and isinstance(value, int):
-            shown = f"{value / 1e6:.2f} ms"
+            shown = f"{value} ({value / 1e6:.2f} ms)"
         else:
             shown = f"{value}"
         print(f"  {key:<{width}}  {shown}")

@@ -39,7 +39,8 @@ ensure_packages() {
         apt-get update -qq >&2 || die "apt-get update failed"
         apt_updated=1
     fi
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || die "apt-get install failed"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/ringloop-apt.log 2>&1 ||
+        { cat /tmp/ringloop-apt.log >&2; die "apt-get install failed"; }
 }
 
 ensure_packages liburing-dev gcc python3 python3-dev python3-venv
