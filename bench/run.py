@@ -26,6 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import cfloor  # noqa: E402
 import loops  # noqa: E402
 import report  # noqa: E402
 
@@ -48,6 +49,8 @@ def parse_args(argv):
                     help="comma-separated: asyncio, uvloop, rloop, ringloop (both backends), "
                          "ringloop-io_uring, ringloop-epoll")
     ap.add_argument("--bench", help="comma-separated subset of the suite's benchmarks")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="do not run the C floor programs (bench/floor/)")
     ap.add_argument("--json", metavar="PATH", help="write raw numbers and summary as JSON")
     ap.add_argument("--cpu", type=int, help="CPU for the loop (default: first allowed)")
     ap.add_argument("--producer-cpu", type=int,
@@ -145,7 +148,9 @@ def main(argv=None):
     if not available:
         raise SystemExit("no loop implementation available")
 
-    results = {w.name: {impl: [] for impl in available} for w in workloads}
+    floors = [] if args.no_floor or not any(w.floor for w in workloads) else [cfloor.NAME]
+    columns = available + floors
+    results = {w.name: {impl: [] for impl in columns} for w in workloads}
     counts = {}
     for rnd in range(args.rounds):
         for w in workloads:
@@ -171,16 +176,23 @@ def main(argv=None):
                     log(f"[{rnd + 1}/{args.rounds}] {w.name:22} {impl:18} FAILED: {r.get('error')}")
                     if r.get("traceback"):
                         log(r["traceback"])
+            if floors and w.floor:
+                r = cfloor.run(w.floor, args.duration, cpu, timeout=args.timeout)
+                r["round"] = rnd
+                results[w.name][cfloor.NAME].append(r)
+                log(f"[{rnd + 1}/{args.rounds}] {w.name:22} {cfloor.NAME:18} "
+                    + (f"{r['ops_per_s']:>14,.0f} {w.unit}/s" if r.get("ok")
+                       else f"FAILED: {r.get('error')}"))
     elapsed = time.monotonic() - started
 
     for w in workloads:
-        for impl in available:
+        for impl in columns:
             failed = [r for r in results[w.name][impl] if not r.get("ok")]
             if failed:
                 notes.append(f"{w.name} on {impl}: {len(failed)}/{args.rounds} rounds failed "
                              f"({failed[0].get('error')})")
 
-    summary = report.summarize(results, available)
+    summary = report.summarize(results, columns)
     units = {w.name: w.unit for w in workloads}
     machine = machine_info()
     command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -191,14 +203,16 @@ def main(argv=None):
            f"CPU {producer_cpu}; {args.rounds} rounds x ~{args.duration:g} s, median; "
            f"took {elapsed:.0f} s", "",
            f"`{command}`", "",
-           report.main_table(summary, available, units), "",
+           report.main_table(summary, columns, units), "",
            "Implementations: " + "; ".join(
                f"{impl} {info.get('version', '')} ({info.get('backend', info.get('loop_type'))})"
                .replace("  ", " ") for impl, info in impl_info.items()), "",
            "Benchmarks:"]
     out += [f"- `{w.name}`: {w.description}" for w in workloads]
-    out += ["", report.spread_table(summary, available), "",
-            report.cpu_table(summary, available)]
+    if floors:
+        out += [f"- {cfloor.NAME}: the same work in C without Python (bench/floor/), where one exists"]
+    out += ["", report.spread_table(summary, columns), "",
+            report.cpu_table(summary, columns)]
     counters = report.counters_table(results, available)
     if counters:
         out += ["", "ringloop `loop.stats()` over the median round, per 1000 operations:", "",
@@ -213,7 +227,7 @@ def main(argv=None):
             "command": command,
             "machine": machine,
             "params": {"rounds": args.rounds, "duration": args.duration, "cpu": cpu,
-                       "producer_cpu": producer_cpu, "loops": available},
+                       "producer_cpu": producer_cpu, "loops": available, "columns": columns},
             "implementations": impl_info,
             "benchmarks": {w.name: {"unit": w.unit, "description": w.description,
                                     "params": w.params} for w in workloads},

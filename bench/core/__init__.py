@@ -20,6 +20,7 @@ class Workload(NamedTuple):
     params: dict
     unit: str  # what one counted operation is
     description: str
+    floor: tuple = None  # (program in bench/floor/, [args]): the same work in C, see cfloor.py
 
 
 WORKLOADS = [
@@ -36,9 +37,11 @@ WORKLOADS = [
     Workload("task_switch_x100", tasks.prepare, {"tasks": 100}, "switches",
              "100 tasks looping `await asyncio.sleep(0)`"),
     Workload("add_reader_pipe", pipes.prepare, {"pairs": 1}, "events",
-             "one byte ping-pongs between two add_reader callbacks over two pipes"),
+             "one byte ping-pongs between two add_reader callbacks over two pipes",
+             floor=("pipe_pingpong", [1])),
     Workload("add_reader_pipe_x16", pipes.prepare, {"pairs": 16}, "events",
-             "16 independent pipe ping-pongs at once (many ready fds per iteration)"),
+             "16 independent pipe ping-pongs at once (many ready fds per iteration)",
+             floor=("pipe_pingpong", [16])),
 ]
 
 BY_NAME = {w.name: w for w in WORKLOADS}
