@@ -1,0 +1,264 @@
+"""call_soon / call_soon_threadsafe, Handle API, contextvars."""
+import asyncio
+import contextvars
+import threading
+import time
+
+import pytest
+
+var = contextvars.ContextVar("var", default="unset")
+
+
+def test_call_soon_runs_with_args(loop):
+    got = []
+    loop.call_soon(got.append, 42)
+    loop.call_soon(lambda *a: got.append(a), 1, "two", None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert got == [42, (1, "two", None)]
+
+
+def test_call_soon_fifo(loop):
+    got = []
+    for i in range(2000):
+        loop.call_soon(got.append, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert got == list(range(2000))
+
+
+def test_call_soon_from_callback_runs_after_already_queued(loop):
+    got = []
+
+    def a():
+        got.append("a")
+        loop.call_soon(got.append, "c")
+        loop.call_soon(loop.stop)
+
+    loop.call_soon(a)
+    loop.call_soon(got.append, "b")
+    loop.run_forever()
+    assert got == ["a", "b", "c"]
+
+
+def test_call_soon_returns_handle_with_api(loop, reference):
+    h = loop.call_soon(lambda: None)
+    names = ["cancel", "cancelled"]
+    if not reference or hasattr(h, "get_context"):
+        names.append("get_context")
+    for name in names:
+        assert callable(getattr(h, name))
+    assert h.cancelled() is False
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def test_handle_cancel_prevents_run(loop):
+    got = []
+    h1 = loop.call_soon(got.append, 1)
+    h2 = loop.call_soon(got.append, 2)
+    loop.call_soon(got.append, 3)
+    h2.cancel()
+    h2.cancel()  # idempotent
+    assert h2.cancelled() is True
+    assert h1.cancelled() is False
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert got == [1, 3]
+
+
+def test_handle_cancel_from_earlier_callback_same_iteration(loop):
+    got = []
+    handles = {}
+    loop.call_soon(lambda: handles["b"].cancel())
+    handles["b"] = loop.call_soon(got.append, "b")
+    loop.call_soon(got.append, "c")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert got == ["c"]
+
+
+def test_callback_sees_context_at_schedule_time(loop):
+    seen = []
+    token = var.set("scheduled")
+    try:
+        loop.call_soon(lambda: seen.append(var.get()))
+    finally:
+        var.reset(token)
+    var_before = var.get()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["scheduled"]
+    assert var_before == "unset"
+
+
+def test_callback_context_changes_do_not_leak(loop):
+    def setter():
+        var.set("inside")
+
+    seen = []
+    loop.call_soon(setter)
+    loop.call_soon(lambda: seen.append(var.get()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    # Each call_soon without context= gets its own copy of the context.
+    assert seen == ["unset"]
+    assert var.get() == "unset"
+
+
+def test_call_soon_explicit_context(loop, handle_ctx):
+    ctx = contextvars.copy_context()
+    h = loop.call_soon(var.set, "in-ctx", context=ctx)
+    assert handle_ctx(h) is ctx
+    seen = []
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    loop.call_soon(lambda: seen.append(var.get()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert ctx[var] == "in-ctx"
+    assert seen == ["in-ctx", "unset"]
+    assert var.get() == "unset"
+
+
+def test_default_handle_context_is_a_copy(loop, handle_ctx):
+    token = var.set("x")
+    try:
+        h = loop.call_soon(lambda: None)
+    finally:
+        var.reset(token)
+    ctx = handle_ctx(h)
+    assert isinstance(ctx, contextvars.Context)
+    assert ctx[var] == "x"
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def test_get_running_loop_inside_callback(loop):
+    seen = []
+
+    def cb():
+        seen.append(asyncio.get_running_loop())
+        seen.append(asyncio.get_event_loop())
+        loop.stop()
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    assert seen[0] is loop and seen[1] is loop
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+
+
+# ------------------------------------------------------------ threadsafe
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_wakes_idle_loop(loop):
+    """The loop has nothing to do but block in the kernel; a call from
+    another thread must wake it (not wait for the 5 s watchdog)."""
+    ran_in = []
+
+    def from_thread():
+        time.sleep(0.1)
+        loop.call_soon_threadsafe(
+            lambda: (ran_in.append(threading.get_ident()), loop.stop()))
+
+    t = threading.Thread(target=from_thread)
+    watchdog = loop.call_later(5, loop.stop)
+    t0 = time.monotonic()
+    t.start()
+    try:
+        loop.run_forever()
+    finally:
+        t.join()
+        watchdog.cancel()
+    elapsed = time.monotonic() - t0
+    assert ran_in == [threading.get_ident()]
+    assert elapsed < 2.0, f"idle loop woke only after {elapsed:.3f}s"
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_wakes_loop_blocked_on_long_timer(loop):
+    got = []
+    loop.call_later(30, got.append, "late")
+
+    def from_thread():
+        time.sleep(0.05)
+        loop.call_soon_threadsafe(loop.stop)
+
+    t = threading.Thread(target=from_thread)
+    t0 = time.monotonic()
+    t.start()
+    loop.run_forever()
+    t.join()
+    assert time.monotonic() - t0 < 2.0
+    assert got == []
+
+
+@pytest.mark.timeout(20)
+def test_call_soon_threadsafe_many_threads(loop):
+    n_threads, per_thread = 4, 2000
+    got = {i: [] for i in range(n_threads)}
+    done = []
+    start = threading.Barrier(n_threads)
+
+    def worker(i):
+        start.wait()
+        for j in range(per_thread):
+            loop.call_soon_threadsafe(got[i].append, j)
+        loop.call_soon_threadsafe(done.append, i)
+
+    def check():
+        if len(done) == n_threads:
+            loop.stop()
+        else:
+            loop.call_later(0.001, check)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    watchdog = loop.call_later(10, loop.stop)
+    loop.call_soon(check)
+    loop.run_forever()
+    watchdog.cancel()
+    for t in threads:
+        t.join()
+    for i in range(n_threads):
+        assert got[i] == list(range(per_thread)), f"thread {i} lost or reordered calls"
+
+
+def test_call_soon_threadsafe_context_and_cancel(loop):
+    ctx = contextvars.Context()
+    seen = []
+    loop.call_soon_threadsafe(lambda: seen.append(var.get()), context=ctx)
+    ctx.run(var.set, "ts")
+    h = loop.call_soon_threadsafe(seen.append, "cancelled")
+    h.cancel()
+    assert h.cancelled()
+    loop.call_soon_threadsafe(loop.stop)
+    loop.run_forever()
+    assert seen == ["ts"]
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_from_thread_while_loop_busy(loop):
+    """Calls posted while the loop is running callbacks (not blocked) are
+    not lost either."""
+    got = []
+    ev = threading.Event()
+
+    def busy():
+        t = threading.Thread(target=lambda: (loop.call_soon_threadsafe(got.append, 1), ev.set()))
+        t.start()
+        ev.wait(5)
+        t.join()
+        loop.call_later(0.05, loop.stop)
+
+    loop.call_soon(busy)
+    loop.run_forever()
+    assert got == [1]
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe"])
+def test_call_soon_on_closed_loop(loop, method):
+    loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        getattr(loop, method)(lambda: None)

@@ -1,0 +1,300 @@
+"""run_forever / run_until_complete / stop / close / is_running / re-entrancy."""
+import asyncio
+import threading
+
+import pytest
+
+
+# ------------------------------------------------------------------ run_until_complete
+
+def test_run_until_complete_coroutine(loop):
+    async def main(x):
+        await asyncio.sleep(0)
+        return x * 2
+
+    assert loop.run_until_complete(main(21)) == 42
+
+
+def test_run_until_complete_future(loop):
+    fut = loop.create_future()
+    loop.call_later(0.01, fut.set_result, "done")
+    assert loop.run_until_complete(fut) == "done"
+
+
+def test_run_until_complete_finished_future(loop):
+    fut = loop.create_future()
+    fut.set_result(7)
+    assert loop.run_until_complete(fut) == 7
+
+
+def test_run_until_complete_awaitable_object(loop):
+    class Awaitable:
+        def __await__(self):
+            yield from asyncio.sleep(0).__await__()
+            return "awaited"
+
+    assert loop.run_until_complete(Awaitable()) == "awaited"
+
+
+def test_run_until_complete_raises_the_exception(loop):
+    err = ValueError("boom")
+
+    async def main():
+        await asyncio.sleep(0)
+        raise err
+
+    with pytest.raises(ValueError) as exc_info:
+        loop.run_until_complete(main())
+    assert exc_info.value is err
+
+
+def test_run_until_complete_cancelled_future(loop):
+    fut = loop.create_future()
+    loop.call_soon(fut.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(fut)
+
+
+def test_run_until_complete_not_awaitable(loop):
+    with pytest.raises(TypeError):
+        loop.run_until_complete(42)
+
+
+def test_run_until_complete_future_of_other_loop(loop, loop_factory):
+    other = loop_factory()
+    fut = other.create_future()
+    with pytest.raises(ValueError):
+        loop.run_until_complete(fut)
+
+
+@pytest.mark.timeout(10)
+def test_run_until_complete_stopped_before_done(loop):
+    fut = loop.create_future()
+    loop.call_later(0.01, loop.stop)
+    with pytest.raises(RuntimeError, match="Event loop stopped before Future completed"):
+        loop.run_until_complete(fut)
+    assert not loop.is_running()
+    # The loop is still usable and the future can still complete.
+    loop.call_soon(fut.set_result, 1)
+    assert loop.run_until_complete(fut) == 1
+
+
+def test_run_until_complete_twice(loop):
+    async def f(x):
+        return x
+
+    assert loop.run_until_complete(f(1)) == 1
+    assert loop.run_until_complete(f(2)) == 2
+
+
+# ------------------------------------------------------------------ run_forever / stop
+
+def test_stop_before_run_forever_runs_one_iteration(loop):
+    got = []
+
+    def first():
+        got.append("first")
+        loop.call_soon(got.append, "next-iteration")
+
+    loop.call_soon(first)
+    loop.call_soon(got.append, "second")
+    loop.stop()
+    loop.run_forever()
+    assert got == ["first", "second"]
+    # The callback scheduled during that iteration waits for the next run.
+    loop.stop()
+    loop.run_forever()
+    assert got == ["first", "second", "next-iteration"]
+
+
+def test_stop_lets_already_queued_callbacks_run(loop):
+    got = []
+    loop.call_soon(got.append, 1)
+    loop.call_soon(loop.stop)
+    loop.call_soon(got.append, 2)
+    loop.run_forever()
+    assert got == [1, 2]
+
+
+def test_stop_twice_and_rerun(loop):
+    got = []
+    loop.call_soon(loop.stop)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.call_soon(got.append, "again")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert got == ["again"]
+
+
+@pytest.mark.timeout(10)
+def test_stop_wakes_after_timer(loop):
+    got = []
+    loop.call_later(0.02, lambda: (got.append(1), loop.stop()))
+    loop.run_forever()
+    assert got == [1]
+
+
+def test_is_running(loop):
+    seen = []
+    assert loop.is_running() is False
+    loop.call_soon(lambda: seen.append(loop.is_running()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [True]
+    assert loop.is_running() is False
+
+    async def coro():
+        return loop.is_running()
+
+    assert loop.run_until_complete(coro()) is True
+    assert loop.is_running() is False
+
+
+def test_get_running_loop_in_coroutine(loop):
+    async def main():
+        return asyncio.get_running_loop(), asyncio.current_task()
+
+    running, task = loop.run_until_complete(main())
+    assert running is loop
+    assert task is not None and task.get_loop() is loop
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+
+
+# ------------------------------------------------------------------ close
+
+def test_close(loop):
+    assert loop.is_closed() is False
+    loop.close()
+    assert loop.is_closed() is True
+    loop.close()  # idempotent
+    assert loop.is_closed() is True
+
+
+def test_closed_loop_rejects_work(loop):
+    loop.close()
+    for call in (lambda: loop.call_soon(print),
+                 lambda: loop.call_soon_threadsafe(print),
+                 lambda: loop.call_later(1, print),
+                 lambda: loop.call_at(1, print),
+                 loop.run_forever):
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            call()
+    fut_coro = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.run_until_complete(fut_coro)
+    fut_coro.close()
+    coro = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.create_task(coro)
+    coro.close()
+
+
+def test_close_while_running(loop):
+    errors = []
+
+    def cb():
+        try:
+            loop.close()
+        except RuntimeError as e:
+            errors.append(str(e))
+        loop.stop()
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    assert errors == ["Cannot close a running event loop"]
+    assert loop.is_closed() is False
+
+
+def test_close_drops_pending_callbacks(loop):
+    got = []
+    loop.call_soon(got.append, 1)
+    loop.call_later(0.001, got.append, 2)
+    loop.close()
+    assert got == []
+
+
+# ------------------------------------------------------------------ re-entrancy
+
+def test_run_forever_inside_running_loop(loop):
+    errors = []
+
+    def cb():
+        for fn in (loop.run_forever, lambda: loop.run_until_complete(fut)):
+            try:
+                fn()
+            except RuntimeError as e:
+                errors.append(str(e))
+        loop.stop()
+
+    fut = loop.create_future()
+    loop.call_soon(cb)
+    loop.run_forever()
+    assert errors == ["This event loop is already running"] * 2
+    assert loop.is_running() is False
+
+
+def test_run_until_complete_inside_coroutine(loop):
+    async def inner():
+        return 1
+
+    async def main():
+        coro = inner()
+        try:
+            with pytest.raises(RuntimeError, match="This event loop is already running"):
+                loop.run_until_complete(coro)
+        finally:
+            coro.close()
+        return "ok"
+
+    assert loop.run_until_complete(main()) == "ok"
+
+
+def test_second_loop_in_same_thread(loop, loop_factory):
+    other = loop_factory()
+    errors = []
+
+    def cb():
+        for fn in (other.run_forever,):
+            try:
+                fn()
+            except RuntimeError as e:
+                errors.append(str(e))
+        fut = other.create_future()
+        try:
+            other.run_until_complete(fut)
+        except RuntimeError as e:
+            errors.append(str(e))
+        loop.stop()
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    assert errors == ["Cannot run the event loop while another loop is running"] * 2
+    assert other.is_running() is False
+    # Both loops are fine afterwards.
+    other.call_soon(other.stop)
+    other.run_forever()
+
+
+@pytest.mark.timeout(10)
+def test_loops_in_two_threads(loop, loop_factory):
+    other = loop_factory()
+    results = {}
+
+    def thread_main():
+        async def work():
+            await asyncio.sleep(0.02)
+            return asyncio.get_running_loop()
+        results["thread"] = other.run_until_complete(work())
+
+    t = threading.Thread(target=thread_main)
+    t.start()
+
+    async def main():
+        await asyncio.sleep(0.02)
+        return asyncio.get_running_loop()
+
+    results["main"] = loop.run_until_complete(main())
+    t.join(5)
+    assert results == {"thread": other, "main": loop}
