@@ -1,0 +1,56 @@
+"""ringloop: a drop-in asyncio event loop for Linux over io_uring, with an epoll fallback.
+
+    import ringloop
+    ringloop.run(main())
+    asyncio.run(main(), loop_factory=ringloop.new_event_loop)      # Python 3.12+
+    with asyncio.Runner(loop_factory=ringloop.new_event_loop) as r:  # Python 3.11
+        r.run(main())
+"""
+import asyncio as _asyncio
+import sys as _sys
+
+from ringloop._version import __version__
+
+__all__ = ("Loop", "EventLoopPolicy", "new_event_loop", "run", "install", "backend_info",
+           "__version__")
+
+if _sys.platform.startswith("linux"):
+    from ringloop._backend_choice import backend_info as _backend_info
+    from ringloop._loopclass import Loop
+
+    def backend_info():
+        """Which backend new loops get, and why (io_uring features found, or why epoll)."""
+        return _backend_info()
+else:  # DESIGN §1: elsewhere ringloop is the standard loop and says so.
+    Loop = _asyncio.SelectorEventLoop
+
+    def backend_info():
+        return {"backend": "asyncio", "requested": "auto",
+                "reason": f"ringloop needs Linux; {_sys.platform} uses the standard loop",
+                "io_uring": {"available": False, "setup_flags": [], "features": [],
+                             "opcodes": [], "error": "not Linux"}}
+
+
+def new_event_loop(*, backend=None):
+    """A new ringloop loop; backend is "io_uring", "epoll" or None/"auto" (the default)."""
+    if Loop is _asyncio.SelectorEventLoop:
+        return Loop()
+    return Loop(backend)
+
+
+class EventLoopPolicy(_asyncio.DefaultEventLoopPolicy):
+    """An asyncio policy whose new loops are ringloop loops."""
+
+    def _loop_factory(self):
+        return new_event_loop()
+
+
+def install():
+    """Make ringloop the loop asyncio.new_event_loop() and asyncio.run() create."""
+    _asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+def run(main, *, debug=None, backend=None):
+    """Run a coroutine on a new ringloop loop, like asyncio.run()."""
+    with _asyncio.Runner(debug=debug, loop_factory=lambda: new_event_loop(backend=backend)) as runner:
+        return runner.run(main)

@@ -1,0 +1,104 @@
+#include <errno.h>
+#include <string.h>
+#include "ring.h"
+
+/* Flag sets, best first. SINGLE_ISSUER + DEFER_TASKRUN (kernel 6.1) keep completion work
+ * in our own io_uring_enter calls; R_DISABLED lets the thread that first runs the loop,
+ * not the one that created it, become the single issuer (io_uring_setup(2),
+ * IORING_SETUP_SINGLE_ISSUER). COOP_TASKRUN (5.19) is the fallback. */
+static const unsigned FLAG_SETS[] = {
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN |
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+    IORING_SETUP_SUBMIT_ALL,
+    0,
+};
+
+int rl_ring_init(rl_ring *r, unsigned entries)
+{
+    int ret = -EINVAL;
+    memset(r, 0, sizeof(*r));
+    for (size_t i = 0; i < sizeof(FLAG_SETS) / sizeof(FLAG_SETS[0]); i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof(p));
+        p.flags = FLAG_SETS[i];
+        ret = io_uring_queue_init_params(entries, &r->ring, &p);
+        if (ret == 0) {
+            r->setup_flags = p.flags;
+            r->features = p.features;
+            r->initialized = 1;
+            r->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
+            return 0;
+        }
+        if (ret != -EINVAL)
+            break;   /* EPERM, ENOMEM, ENOSYS: no flag set will help */
+    }
+    return ret;
+}
+
+int rl_ring_enable(rl_ring *r)
+{
+    if (r->enabled)
+        return 0;
+    int ret = io_uring_enable_rings(&r->ring);
+    if (ret == 0)
+        r->enabled = 1;
+    return ret;
+}
+
+struct io_uring_sqe *rl_ring_sqe(rl_ring *r, int *err)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (sqe)
+        return sqe;
+    int ret = io_uring_submit(&r->ring);
+    if (ret < 0) {
+        *err = -ret;
+        return NULL;
+    }
+    sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe)
+        *err = EBUSY;
+    return sqe;
+}
+
+int rl_ring_wait(rl_ring *r, long long timeout_ns)
+{
+    struct io_uring_cqe *cqe;
+    int ret;
+    if (timeout_ns == 0) {
+        /* With DEFER_TASKRUN completions are only posted inside io_uring_enter with
+         * GETEVENTS, so even a non-blocking pass must enter the kernel. */
+        ret = io_uring_submit_and_get_events(&r->ring);
+    } else if (timeout_ns < 0) {
+        ret = io_uring_submit_and_wait(&r->ring, 1);
+    } else {
+        struct __kernel_timespec ts;
+        ts.tv_sec = timeout_ns / 1000000000LL;
+        ts.tv_nsec = timeout_ns % 1000000000LL;
+        ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+        if (ret == -ETIME)
+            ret = 0;
+    }
+    if (ret == -EAGAIN || ret == -EBUSY)
+        ret = 0;   /* completion queue backlog: reap, then come back */
+    return ret;
+}
+
+int rl_ring_opcode_supported(rl_ring *r, int opcode)
+{
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&r->ring);
+    if (!probe)
+        return 0;
+    int ok = io_uring_opcode_supported(probe, opcode);
+    io_uring_free_probe(probe);
+    return ok;
+}
+
+void rl_ring_exit(rl_ring *r)
+{
+    if (r->initialized) {
+        io_uring_queue_exit(&r->ring);
+        r->initialized = 0;
+    }
+}

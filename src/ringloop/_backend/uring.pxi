@@ -1,0 +1,292 @@
+# The io_uring backend. Readiness (add_reader/add_writer) is a one-shot IORING_OP_POLL_ADD
+# per watched fd, re-armed after each event once its callback has run: a one-shot poll
+# checks readiness when it is armed, so this is level-triggered like epoll (a multishot
+# poll fires on wake-ups only, which would lose a partially drained reader).
+# Interest changes are batched: the watch is marked dirty and reconciled just before the
+# next io_uring_enter, which submits them together with the wait.
+#
+# user_data layout: kind (8 bits) | generation (24 bits) | fd (32 bits). A completion
+# whose generation is not the watch's current one is stale (a cancelled poll) and is
+# ignored, so no Python object is ever referenced from the kernel.
+
+cdef extern from "ring.h" nogil:
+    struct io_uring:
+        pass
+    struct io_uring_sqe:
+        uint64_t user_data
+    struct io_uring_cqe:
+        uint64_t user_data
+        int res
+        uint32_t flags
+    ctypedef struct rl_ring:
+        io_uring ring
+        unsigned setup_flags
+        unsigned features
+        int initialized
+        int enabled
+    int rl_ring_init(rl_ring *r, unsigned entries)
+    int rl_ring_enable(rl_ring *r)
+    io_uring_sqe *rl_ring_sqe(rl_ring *r, int *err)
+    int rl_ring_wait(rl_ring *r, long long timeout_ns)
+    int rl_ring_opcode_supported(rl_ring *r, int opcode)
+    void rl_ring_exit(rl_ring *r)
+    void io_uring_prep_poll_add(io_uring_sqe *sqe, int fd, unsigned poll_mask)
+    void io_uring_prep_poll_remove(io_uring_sqe *sqe, uint64_t user_data)
+    void io_uring_sqe_set_data64(io_uring_sqe *sqe, uint64_t data)
+    unsigned io_uring_peek_batch_cqe(io_uring *ring, io_uring_cqe **cqes, unsigned count)
+    void io_uring_cq_advance(io_uring *ring, unsigned nr)
+    unsigned io_uring_sq_ready(const io_uring *ring)
+    int io_uring_submit_and_get_events(io_uring *ring)
+    enum:
+        IORING_SETUP_SQPOLL
+        IORING_SETUP_SUBMIT_ALL
+        IORING_SETUP_COOP_TASKRUN
+        IORING_SETUP_SINGLE_ISSUER
+        IORING_SETUP_DEFER_TASKRUN
+        IORING_SETUP_R_DISABLED
+        IORING_FEAT_NODROP
+        IORING_FEAT_EXT_ARG
+        IORING_FEAT_FAST_POLL
+        IORING_FEAT_NATIVE_WORKERS
+        IORING_FEAT_SUBMIT_STABLE
+        IORING_OP_POLL_ADD
+        IORING_OP_POLL_REMOVE
+        IORING_OP_RECV
+        IORING_OP_SEND
+        IORING_OP_ACCEPT
+        IORING_OP_CONNECT
+        IORING_OP_READ
+        IORING_OP_WRITE
+        IORING_OP_OPENAT
+        IORING_OP_STATX
+        IORING_OP_FSYNC
+        IORING_OP_CLOSE
+        IORING_OP_TIMEOUT
+        IORING_OP_ASYNC_CANCEL
+        IORING_OP_PROVIDE_BUFFERS
+        IORING_OP_SENDMSG
+        IORING_OP_RECVMSG
+        IORING_OP_SPLICE
+
+cdef enum:
+    RING_ENTRIES = 256
+    CQE_BATCH = 256
+    KIND_POLL = 1
+    KIND_IGNORE = 2
+
+cdef inline uint64_t poll_token(uint32_t gen, int fd) noexcept:
+    return (<uint64_t>KIND_POLL << 56) | (<uint64_t>(gen & 0xFFFFFF) << 32) | <uint32_t>fd
+
+_SETUP_FLAG_NAMES = (
+    (IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"), (IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"),
+    (IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"), (IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"),
+    (IORING_SETUP_R_DISABLED, "R_DISABLED"),
+)
+_FEATURE_NAMES = (
+    (IORING_FEAT_NODROP, "NODROP"), (IORING_FEAT_EXT_ARG, "EXT_ARG"),
+    (IORING_FEAT_FAST_POLL, "FAST_POLL"), (IORING_FEAT_NATIVE_WORKERS, "NATIVE_WORKERS"),
+    (IORING_FEAT_SUBMIT_STABLE, "SUBMIT_STABLE"),
+)
+_OPCODE_NAMES = (
+    (IORING_OP_POLL_ADD, "POLL_ADD"), (IORING_OP_POLL_REMOVE, "POLL_REMOVE"),
+    (IORING_OP_RECV, "RECV"), (IORING_OP_SEND, "SEND"), (IORING_OP_SENDMSG, "SENDMSG"),
+    (IORING_OP_RECVMSG, "RECVMSG"), (IORING_OP_ACCEPT, "ACCEPT"), (IORING_OP_CONNECT, "CONNECT"),
+    (IORING_OP_READ, "READ"), (IORING_OP_WRITE, "WRITE"), (IORING_OP_OPENAT, "OPENAT"),
+    (IORING_OP_STATX, "STATX"), (IORING_OP_FSYNC, "FSYNC"), (IORING_OP_CLOSE, "CLOSE"),
+    (IORING_OP_TIMEOUT, "TIMEOUT"), (IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"),
+    (IORING_OP_PROVIDE_BUFFERS, "PROVIDE_BUFFERS"), (IORING_OP_SPLICE, "SPLICE"),
+)
+REQUIRED_OPCODES = ("POLL_ADD", "POLL_REMOVE")
+
+
+cdef list _flag_names(unsigned value, tuple table):
+    return [name for bit, name in table if value & bit]
+
+
+cdef class UringBackend(Backend):
+    cdef:
+        rl_ring r
+        list dirty
+        unsigned long owner      # thread that enabled the ring: its only submitter
+        uint32_t next_gen
+        io_uring_cqe *cqes[CQE_BATCH]
+
+    def __cinit__(self):
+        self.name = "io_uring"
+        self.dirty = []
+        self._open()
+
+    cdef _open(self):
+        cdef int ret = rl_ring_init(&self.r, RING_ENTRIES)
+        if ret < 0:
+            raise os_error(-ret)
+        for opname in REQUIRED_OPCODES:
+            if not self.opcode_supported(opname):
+                rl_ring_exit(&self.r)
+                raise OSError(EINVAL, f"io_uring lacks IORING_OP_{opname}")
+        self.owner = 0
+
+    cdef bint opcode_supported(self, str opname):
+        for op, name in _OPCODE_NAMES:
+            if name == opname:
+                return rl_ring_opcode_supported(&self.r, op)
+        return False
+
+    cdef int update(self, CoreLoop loop, FdWatch w) except -1:
+        if not w.dirty:
+            w.dirty = True
+            self.dirty.append(w)
+        if w.want == 0 and w.armed and self.owner == PyThread_get_thread_ident():
+            # Cancel at once: an armed poll holds a reference to the file, and the user
+            # may close the fd right after remove_reader() and expect the peer to see it.
+            self._flush(loop)
+            rl_ring_wait(&self.r, 0)
+            self._reap(loop)
+        return 0
+
+    cdef bint has_pending(self) noexcept:
+        return len(self.dirty) > 0 or io_uring_sq_ready(&self.r.ring) > 0
+
+    cdef int prepare_thread(self, CoreLoop loop) except -1:
+        cdef unsigned long me = PyThread_get_thread_ident()
+        cdef int ret
+        if self.owner == me:
+            return 0
+        if self.r.enabled:
+            # IORING_SETUP_SINGLE_ISSUER binds the ring to one thread; a loop run
+            # from another thread gets a ring of its own.
+            self.reinit(loop)
+        ret = rl_ring_enable(&self.r)
+        if ret < 0:
+            raise os_error(-ret)
+        self.owner = me
+        return 0
+
+    cdef io_uring_sqe *_sqe(self) except NULL:
+        cdef int err = 0
+        cdef io_uring_sqe *sqe = rl_ring_sqe(&self.r, &err)
+        if sqe == NULL:
+            raise os_error(err)
+        return sqe
+
+    cdef int _flush(self, CoreLoop loop) except -1:
+        cdef FdWatch w
+        cdef io_uring_sqe *sqe
+        cdef list dirty = self.dirty
+        if not dirty:
+            return 0
+        self.dirty = []
+        for w in dirty:
+            w.dirty = False
+            if w.armed and w.kernel_mask != w.want:
+                sqe = self._sqe()
+                io_uring_prep_poll_remove(sqe, poll_token(w.gen, w.fd))
+                io_uring_sqe_set_data64(sqe, <uint64_t>KIND_IGNORE << 56)
+                w.armed = False
+                w.kernel_mask = 0
+            if not w.armed and w.want:
+                self.next_gen = (self.next_gen + 1) & 0xFFFFFF
+                w.gen = self.next_gen
+                sqe = self._sqe()
+                io_uring_prep_poll_add(sqe, w.fd, w.want)
+                io_uring_sqe_set_data64(sqe, poll_token(w.gen, w.fd))
+                w.armed = True
+                w.kernel_mask = w.want
+        return 0
+
+    cdef int wait(self, CoreLoop loop, double timeout) except -1:
+        cdef int64_t ns = timeout_to_ns(timeout)
+        cdef int ret
+        self._flush(loop)
+        if ns == 0:
+            ret = rl_ring_wait(&self.r, 0)
+        else:
+            with nogil:
+                ret = rl_ring_wait(&self.r, ns)
+        if ret < 0:
+            if ret == -EINTR:
+                PyErr_CheckSignals()
+            else:
+                raise os_error(-ret)
+        return self._reap(loop)
+
+    cdef int _reap(self, CoreLoop loop) except -1:
+        cdef unsigned n, i
+        cdef int total = 0
+        cdef uint64_t ud
+        cdef int res
+        while True:
+            n = io_uring_peek_batch_cqe(&self.r.ring, self.cqes, CQE_BATCH)
+            if n == 0:
+                return total
+            for i in range(n):
+                ud = self.cqes[i].user_data
+                res = self.cqes[i].res
+                if (ud >> 56) == KIND_POLL:
+                    self._poll_done(loop, <int>(ud & 0xFFFFFFFF), <uint32_t>((ud >> 32) & 0xFFFFFF), res)
+            io_uring_cq_advance(&self.r.ring, n)
+            total += n
+
+    cdef int _poll_done(self, CoreLoop loop, int fd, uint32_t gen, int res) except -1:
+        cdef FdWatch w = loop.watch_at(fd)
+        if w is None or not w.armed or w.gen != gen:
+            return 0        # completion of a poll we already cancelled
+        w.armed = False
+        w.kernel_mask = 0
+        if res < 0:
+            if res == -ECANCELED and w.want:
+                self.update(loop, w)    # cancelled by the kernel (ring teardown): re-arm
+            # Other errors (EBADF: the fd was closed while watched) leave the watch
+            # unarmed, like epoll, which forgets a closed fd.
+            return 0
+        if w.want:
+            self.update(loop, w)        # re-armed after the callbacks of this pass ran
+        loop.fd_ready(w, <uint32_t>res)
+        return 0
+
+    cdef int reinit(self, CoreLoop loop) except -1:
+        # After fork() the ring's memory is shared with the parent; unmap our view and
+        # close our fd (the parent's ring is untouched) and start a new one.
+        rl_ring_exit(&self.r)
+        self.dirty = []
+        self._open()
+        for w in loop.iter_watches():
+            (<FdWatch>w).armed = False
+            (<FdWatch>w).kernel_mask = 0
+            (<FdWatch>w).dirty = False
+            self.update(loop, <FdWatch>w)
+        return 0
+
+    cdef close(self):
+        rl_ring_exit(&self.r)
+
+    cdef dict info(self):
+        return {
+            "setup_flags": _flag_names(self.r.setup_flags, _SETUP_FLAG_NAMES),
+            "features": _flag_names(self.r.features, _FEATURE_NAMES),
+        }
+
+    def __dealloc__(self):
+        rl_ring_exit(&self.r)
+
+
+def probe_io_uring():
+    """Try to set up a ring as the backend would; report what the kernel offers."""
+    cdef rl_ring r
+    cdef int ret = rl_ring_init(&r, 8)
+    if ret < 0:
+        return {"available": False, "errno": -ret, "error": os.strerror(-ret),
+                "setup_flags": [], "features": [], "opcodes": []}
+    try:
+        opcodes = [name for op, name in _OPCODE_NAMES if rl_ring_opcode_supported(&r, op)]
+        missing = [name for name in REQUIRED_OPCODES if name not in opcodes]
+        return {
+            "available": not missing,
+            "errno": EINVAL if missing else 0,
+            "error": f"missing opcodes: {', '.join(missing)}" if missing else None,
+            "setup_flags": _flag_names(r.setup_flags, _SETUP_FLAG_NAMES),
+            "features": _flag_names(r.features, _FEATURE_NAMES),
+            "opcodes": opcodes,
+        }
+    finally:
+        rl_ring_exit(&r)

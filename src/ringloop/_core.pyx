@@ -1,0 +1,29 @@
+# cython: language_level=3
+"""ringloop's compiled core: handles, the ready queue, the timer heap, the two kernel
+backends (io_uring, epoll) and the loop's run_once.
+
+One extension module built from include files (one job each), so the hot path inlines
+across them: _handles.pxi, _queues.pxi, _backend/*.pxi, _loop.pxi.
+"""
+cimport cython
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XDECREF
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from libc.stdint cimport uint64_t, int64_t, uint32_t
+from libc.string cimport memset, strerror
+from libc.errno cimport errno, EINTR, EAGAIN, ENOENT, EEXIST, EBADF, EPERM, ENOSYS, EINVAL
+
+import asyncio
+import os
+import sys
+import threading
+from asyncio import events as _aio_events
+from asyncio import format_helpers as _format_helpers
+from asyncio import coroutines as _aio_coroutines
+
+include "_externs.pxi"
+include "_handles.pxi"
+include "_queues.pxi"
+include "_backend/common.pxi"
+include "_backend/epoll.pxi"
+include "_backend/uring.pxi"
+include "_loop.pxi"

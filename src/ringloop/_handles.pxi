@@ -1,0 +1,150 @@
+# Handle and TimerHandle: asyncio.Handle's API (cancel, cancelled, get_context, when,
+# repr) as extension types allocated from a freelist. Arguments stay in the handle's
+# tuple; the callback runs inside its context with PyContext_Enter/Exit, as
+# Context.run() would, without the bound-method call.
+
+cdef object _copy_context = PyContext_CopyCurrent
+
+
+@cython.freelist(512)
+cdef class Handle:
+    cdef:
+        readonly object _callback
+        readonly tuple _args
+        object _context
+        readonly object _loop
+        readonly bint _cancelled
+        object _repr
+        readonly object _source_traceback
+        object __weakref__
+
+    def __init__(self, callback, args, loop, context=None):
+        self._callback = callback
+        self._args = tuple(args) if args is not None else ()
+        self._loop = loop
+        self._context = PyContext_CopyCurrent() if context is None else context
+        if loop.get_debug():
+            self._source_traceback = _format_helpers.extract_stack(sys._getframe(1))
+
+    def get_context(self):
+        return self._context
+
+    def cancel(self):
+        if not self._cancelled:
+            self._cancel()
+
+    cdef _cancel(self):
+        self._cancelled = True
+        if self._loop is not None and self._loop.get_debug():
+            # Keep a repr that still names the callback (asyncio does the same).
+            self._repr = repr(self)
+        self._callback = None
+        self._args = None
+
+    def cancelled(self):
+        return self._cancelled
+
+    cdef int run(self) except -1:
+        # Exceptions go to the loop's exception handler, except SystemExit and
+        # KeyboardInterrupt, which propagate out of run_forever (asyncio.Handle._run).
+        cdef object callback = self._callback
+        cdef tuple args = self._args
+        cdef object context = self._context
+        PyContext_Enter(context)
+        try:
+            if args:
+                callback(*args)
+            else:
+                callback()
+        except BaseException as exc:
+            PyContext_Exit(context)
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
+            self._report_exception(exc, callback, args)
+            return 0
+        PyContext_Exit(context)
+        return 0
+
+    def _run(self):
+        self.run()
+
+    cdef _report_exception(self, exc, callback, args):
+        report = {
+            'message': f'Exception in callback {_format_helpers._format_callback_source(callback, args)}',
+            'exception': exc,
+            'handle': self,
+        }
+        if self._source_traceback:
+            report['source_traceback'] = self._source_traceback
+        self._loop.call_exception_handler(report)
+
+    cdef list _repr_info(self):
+        info = [type(self).__name__]
+        if self._cancelled:
+            info.append('cancelled')
+        if self._callback is not None:
+            info.append(_format_helpers._format_callback_source(self._callback, self._args))
+        if self._source_traceback:
+            frame = self._source_traceback[-1]
+            info.append(f'created at {frame[0]}:{frame[1]}')
+        return info
+
+    def __repr__(self):
+        if self._repr is not None:
+            return self._repr
+        return '<{}>'.format(' '.join(self._repr_info()))
+
+
+cdef class TimerHandle(Handle):
+    cdef:
+        readonly double _when
+        readonly bint _scheduled
+
+    def __init__(self, when, callback, args, loop, context=None):
+        Handle.__init__(self, callback, args, loop, context)
+        self._when = when
+
+    def when(self):
+        return self._when
+
+    def cancel(self):
+        if not self._cancelled:
+            if self._scheduled and isinstance(self._loop, CoreLoop):
+                (<CoreLoop>self._loop)._timer_cancelled += 1
+                (<CoreLoop>self._loop).st_timers_cancelled += 1
+            self._cancel()
+
+    cdef list _repr_info(self):
+        info = Handle._repr_info(self)
+        info.insert(1 + self._cancelled, f'when={self._when}')
+        return info
+
+    def __hash__(self):
+        return hash(self._when)
+
+    def __lt__(self, other):
+        if isinstance(other, TimerHandle):
+            return self._when < (<TimerHandle>other)._when
+        return NotImplemented
+
+    def __le__(self, other):
+        if isinstance(other, TimerHandle):
+            return self._when < (<TimerHandle>other)._when or self == other
+        return NotImplemented
+
+    def __gt__(self, other):
+        if isinstance(other, TimerHandle):
+            return self._when > (<TimerHandle>other)._when
+        return NotImplemented
+
+    def __ge__(self, other):
+        if isinstance(other, TimerHandle):
+            return self._when > (<TimerHandle>other)._when or self == other
+        return NotImplemented
+
+    def __eq__(self, other):
+        if isinstance(other, TimerHandle):
+            o = <TimerHandle>other
+            return (self._when == o._when and self._callback == o._callback
+                    and self._args == o._args and self._cancelled == o._cancelled)
+        return NotImplemented

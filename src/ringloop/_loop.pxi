@@ -1,0 +1,582 @@
+# CoreLoop: the compiled half of ringloop.Loop. It owns the ready queue, the timer heap,
+# the fd watches and the backend, and runs iterations. The cold half (exception
+# handling, executor, asyncgens, signals, DNS) is Python, in ringloop/_coldpath.py;
+# ringloop.Loop combines the two with asyncio.AbstractEventLoop.
+
+from asyncio import base_events as _aio_base_events
+import time as _time
+
+cdef object _Future = asyncio.Future
+cdef object _Task = asyncio.Task
+cdef object _get_running_loop = _aio_events._get_running_loop
+cdef object _set_running_loop = _aio_events._set_running_loop
+cdef double _CLOCK_RESOLUTION = _time.get_clock_info('monotonic').resolution
+
+cdef enum:
+    # asyncio compacts its timer heap when cancelled timers are more than half of it
+    # and there are at least this many (base_events._MIN_SCHEDULED_TIMER_HANDLES).
+    MIN_TIMERS_FOR_COMPACTION = 100
+
+# fork() is noticed through a generation counter bumped in the child, so a loop
+# inherited across fork() re-creates its kernel objects before touching them.
+cdef uint64_t _fork_generation = 0
+
+def _bump_fork_generation():
+    global _fork_generation
+    _fork_generation += 1
+
+os.register_at_fork(after_in_child=_bump_fork_generation)
+
+
+cdef class CoreLoop:
+    cdef:
+        ReadyQueue ready
+        TimerHeap timers
+        readonly Py_ssize_t _timer_cancelled
+        bint _stopping
+        bint _closed
+        public bint _debug
+        bint _polling
+        unsigned long _thread_ident
+        readonly object _thread_id
+        Backend _backend
+        list _watches
+        Py_ssize_t _n_user_watches
+        int _wake_fd
+        uint64_t _fork_gen
+        object _task_factory
+        object _old_agen_hooks
+        public double slow_callback_duration
+        int64_t _run_started_ns
+        int64_t st_in_run_ns
+        uint64_t st_iterations, st_callbacks, st_timers_scheduled, st_timers_fired
+        uint64_t st_timers_cancelled, st_io_waits, st_io_events, st_threadsafe_wakeups
+        int64_t st_wait_ns
+
+    def __cinit__(self, *args, **kwargs):
+        ready_init(&self.ready, 1024)
+        self._wake_fd = -1
+        self._watches = []
+        self.slow_callback_duration = 0.1
+        self._fork_gen = _fork_generation
+
+    def __init__(self, backend=None):
+        from ringloop._backend_choice import make_backend
+        self._backend = make_backend(backend)
+        self._open_wakeup()
+        self._debug = _aio_coroutines._is_debug_mode()
+
+    def __dealloc__(self):
+        ready_free(&self.ready)
+        heap_clear(&self.timers)
+        if self._wake_fd >= 0:
+            close(self._wake_fd)
+
+    # ---- fd watches -------------------------------------------------------------
+
+    cdef FdWatch watch_at(self, int fd):
+        if 0 <= fd < len(self._watches):
+            return <FdWatch>self._watches[fd]
+        return None
+
+    cdef list iter_watches(self):
+        return [w for w in self._watches if w is not None]
+
+    cdef FdWatch _watch_for(self, int fd):
+        cdef FdWatch w = self.watch_at(fd)
+        if w is None:
+            if fd >= len(self._watches):
+                self._watches.extend([None] * (fd + 1 - len(self._watches)))
+            w = FdWatch(fd)
+            self._watches[fd] = w
+        return w
+
+    cdef int _apply_interest(self, FdWatch w) except -1:
+        # Recompute what w wants from its handles and tell the backend.
+        cdef uint32_t old = w.want
+        cdef uint32_t want = 0
+        if w.reader is not None:
+            want |= POLLIN
+        if w.writer is not None:
+            want |= POLLOUT
+        w.want = want
+        try:
+            self._backend.update(self, w)
+        except BaseException:
+            w.want = old
+            raise
+        if old == 0 and want != 0:
+            self._n_user_watches += 1
+        elif old != 0 and want == 0:
+            self._n_user_watches -= 1
+        if want == 0 and self.watch_at(w.fd) is w:
+            self._watches[w.fd] = None
+        return 0
+
+    cdef int fd_ready(self, FdWatch w, uint32_t revents) except -1:
+        # Backend callback: w's fd is ready. Queues its reader and/or writer; error
+        # and hang-up wake both, as selectors.EpollSelector maps them.
+        cdef uint64_t counter
+        self.st_io_events += 1
+        if w.internal:
+            read(w.fd, &counter, sizeof(counter))
+            return 0
+        if revents & (POLLIN | POLLERR | POLLHUP) and w.reader is not None:
+            if (<Handle>w.reader)._cancelled:
+                w.reader = None
+                self._apply_interest(w)
+            else:
+                ready_push(&self.ready, w.reader)
+        if revents & (POLLOUT | POLLERR | POLLHUP) and w.writer is not None:
+            if (<Handle>w.writer)._cancelled:
+                w.writer = None
+                self._apply_interest(w)
+            else:
+                ready_push(&self.ready, w.writer)
+        return 0
+
+    cdef int fd_ready_at(self, int fd, uint32_t revents) except -1:
+        cdef FdWatch w = self.watch_at(fd)
+        if w is not None:
+            self.fd_ready(w, revents)
+        return 0
+
+    cdef _open_wakeup(self):
+        # eventfd(2) that call_soon_threadsafe writes while the loop blocks in the kernel.
+        cdef FdWatch w
+        cdef int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
+        if fd < 0:
+            raise os_error(errno)
+        self._wake_fd = fd
+        w = self._watch_for(fd)
+        w.internal = True
+        w.want = POLLIN
+        self._backend.update(self, w)
+
+    cdef int _check_fork(self) except -1:
+        if self._fork_gen == _fork_generation:
+            return 0
+        self._fork_gen = _fork_generation
+        # Our eventfd and kernel wait object are shared with the parent: replace them.
+        if self._wake_fd >= 0:
+            self._watches[self._wake_fd] = None
+            close(self._wake_fd)
+            self._wake_fd = -1
+        self._open_wakeup()
+        self._backend.reinit(self)
+        return 0
+
+    cdef int _fd_from(self, fileobj) except -1:
+        # selectors._fileobj_to_fd semantics and messages.
+        cdef int fd
+        if isinstance(fileobj, int):
+            fd = fileobj
+        else:
+            try:
+                fd = int(fileobj.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fileobj!r}") from None
+        if fd < 0:
+            raise ValueError(f"Invalid file descriptor: {fd}")
+        return fd
+
+    cdef int _check_watchable(self, int fd) except -1:
+        # epoll refuses regular files and directories (EPERM) and closed fds (EBADF);
+        # a poll on io_uring would accept the first and fail the second only later.
+        # Check up front so both backends raise what asyncio raises, at the call.
+        cdef stat st
+        if fstat(fd, &st) < 0:
+            raise os_error(errno)
+        if S_ISREG(st.st_mode) or S_ISDIR(st.st_mode):
+            raise os_error(EPERM)
+        return 0
+
+    cdef _set_watch_handle(self, fileobj, bint writer, callback, tuple args):
+        cdef int fd
+        cdef FdWatch w
+        self._check_closed()
+        fd = self._fd_from(fileobj)
+        self._check_fork()
+        handle = self._new_handle(callback, args, None)
+        w = self.watch_at(fd)
+        if w is None or w.want == 0:
+            self._check_watchable(fd)
+        w = self._watch_for(fd)
+        old = w.writer if writer else w.reader
+        if writer:
+            w.writer = handle
+        else:
+            w.reader = handle
+        try:
+            self._apply_interest(w)
+        except BaseException:
+            if writer:
+                w.writer = old
+            else:
+                w.reader = old
+            if w.want == 0 and self.watch_at(fd) is w:
+                self._watches[fd] = None
+            raise
+        if old is not None:
+            (<Handle>old).cancel()
+        return handle
+
+    cdef bint _clear_watch_handle(self, fileobj, bint writer) except -1:
+        cdef int fd
+        cdef FdWatch w
+        if self._closed:
+            return False
+        fd = self._fd_from(fileobj)
+        self._check_fork()
+        w = self.watch_at(fd)
+        if w is None or w.internal:
+            return False
+        old = w.writer if writer else w.reader
+        if old is None:
+            return False
+        if writer:
+            w.writer = None
+        else:
+            w.reader = None
+        self._apply_interest(w)
+        (<Handle>old).cancel()
+        return True
+
+    def add_reader(self, fd, callback, *args):
+        self._set_watch_handle(fd, False, callback, args)
+
+    def remove_reader(self, fd):
+        return self._clear_watch_handle(fd, False)
+
+    def add_writer(self, fd, callback, *args):
+        self._set_watch_handle(fd, True, callback, args)
+
+    def remove_writer(self, fd):
+        return self._clear_watch_handle(fd, True)
+
+    # ---- scheduling -------------------------------------------------------------
+
+    cdef inline int _check_closed(self) except -1:
+        if self._closed:
+            raise RuntimeError('Event loop is closed')
+        return 0
+
+    cdef int _debug_checks(self, callback, str method, bint thread) except -1:
+        if thread:
+            self._check_thread()
+        if _aio_coroutines.iscoroutine(callback) or _aio_coroutines.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f'a callable object was expected by {method}(), got {callback!r}')
+        return 0
+
+    def _check_thread(self):
+        # asyncio's debug-mode guard against non-thread-safe calls from other threads.
+        if self._thread_ident != 0 and PyThread_get_thread_ident() != self._thread_ident:
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other "
+                "than the current one")
+
+    cdef inline Handle _new_handle(self, callback, tuple args, context):
+        cdef Handle h = Handle.__new__(Handle)
+        h._callback = callback
+        h._args = args
+        h._loop = self
+        h._context = PyContext_CopyCurrent() if context is None else context
+        if self._debug:
+            h._source_traceback = _format_helpers.extract_stack(sys._getframe(0))
+        return h
+
+    def call_soon(self, callback, *args, context=None):
+        self._check_closed()
+        if self._debug:
+            self._debug_checks(callback, 'call_soon', True)
+        h = self._new_handle(callback, args, context)
+        ready_push(&self.ready, h)
+        return h
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        cdef uint64_t one = 1
+        self._check_closed()
+        if self._debug:
+            self._debug_checks(callback, 'call_soon_threadsafe', False)
+        h = self._new_handle(callback, args, context)
+        ready_push(&self.ready, h)
+        # Only a loop blocked in the kernel needs waking; a running one will see the
+        # queue before it next decides how long to wait (see _poll).
+        if self._polling and self._wake_fd >= 0:
+            write(self._wake_fd, &one, sizeof(one))
+            self.st_threadsafe_wakeups += 1
+        return h
+
+    def _add_callback(self, handle):
+        # Queue an existing handle (signal handlers); asyncio's private name.
+        if not (<Handle?>handle)._cancelled:
+            ready_push(&self.ready, handle)
+
+    def call_later(self, delay, callback, *args, context=None):
+        if delay is None:
+            raise TypeError('delay must not be None')
+        return self._call_at(monotonic_now() + <double>delay, callback, args, context)
+
+    def call_at(self, when, callback, *args, context=None):
+        if when is None:
+            raise TypeError('when cannot be None')
+        return self._call_at(when, callback, args, context)
+
+    cdef TimerHandle _call_at(self, double when, callback, tuple args, context):
+        cdef TimerHandle th
+        self._check_closed()
+        if self._debug:
+            self._debug_checks(callback, 'call_at', True)
+        th = TimerHandle.__new__(TimerHandle)
+        th._callback = callback
+        th._args = args
+        th._loop = self
+        th._context = PyContext_CopyCurrent() if context is None else context
+        if self._debug:
+            th._source_traceback = _format_helpers.extract_stack(sys._getframe(0))
+        th._when = when
+        th._scheduled = True
+        heap_push(&self.timers, when, th)
+        self.st_timers_scheduled += 1
+        return th
+
+    def time(self):
+        return monotonic_now()
+
+    # ---- running ----------------------------------------------------------------
+
+    cdef int _drop_cancelled_timers(self) except -1:
+        cdef PyObject *p
+        cdef TimerHandle th
+        cdef Py_ssize_t i, kept
+        if (self._timer_cancelled > MIN_TIMERS_FOR_COMPACTION
+                and self._timer_cancelled * 2 > self.timers.len):
+            kept = 0
+            dropped = []
+            for i in range(self.timers.len):
+                th = <TimerHandle>self.timers.items[i].handle
+                if th._cancelled:
+                    th._scheduled = False
+                    dropped.append(th)
+                    Py_DECREF(th)
+                else:
+                    self.timers.items[kept] = self.timers.items[i]
+                    kept += 1
+            self.timers.len = kept
+            heap_heapify(&self.timers)
+            self._timer_cancelled = 0
+            del dropped     # their last references go only once the heap is consistent
+        else:
+            while self.timers.len and (<TimerHandle>self.timers.items[0].handle)._cancelled:
+                p = heap_pop(&self.timers)
+                th = <TimerHandle>p
+                Py_DECREF(th)
+                th._scheduled = False
+                self._timer_cancelled -= 1
+        return 0
+
+    cdef int _poll(self, double timeout) except -1:
+        cdef int64_t t0
+        if timeout != 0:
+            # Tell call_soon_threadsafe to write the eventfd from now on, then look at
+            # the queue once more: both happen under the GIL, so a callback added by
+            # another thread is either seen here or followed by a wake-up write.
+            self._polling = True
+            if self.ready.count:
+                timeout = 0
+        t0 = monotonic_ns()
+        try:
+            self._backend.wait(self, timeout)
+        finally:
+            self._polling = False
+        self.st_wait_ns += monotonic_ns() - t0
+        self.st_io_waits += 1
+        return 0
+
+    cdef int _run_once(self) except -1:
+        cdef double timeout, end
+        cdef PyObject *p
+        cdef TimerHandle th
+        cdef Handle h
+        cdef Py_ssize_t ntodo
+
+        self._drop_cancelled_timers()
+        if self.ready.count or self._stopping:
+            timeout = 0
+        elif self.timers.len:
+            timeout = self.timers.items[0].when - monotonic_now()
+            if timeout < 0:
+                timeout = 0
+        else:
+            timeout = -1
+        # With callbacks queued and nothing watched there is nothing the kernel could
+        # tell us: skip the syscall (asyncio and uvloop poll every pass regardless).
+        if timeout != 0 or self._n_user_watches or self._backend.has_pending():
+            self._poll(timeout)
+
+        if self.timers.len:
+            end = monotonic_now() + _CLOCK_RESOLUTION
+            while self.timers.len and self.timers.items[0].when < end:
+                p = heap_pop(&self.timers)
+                th = <TimerHandle>p
+                Py_DECREF(th)
+                th._scheduled = False
+                if th._cancelled:
+                    self._timer_cancelled -= 1
+                    continue
+                ready_push(&self.ready, th)
+                self.st_timers_fired += 1
+            th = None
+
+        # Run what was ready at the start of this pass; callbacks they add wait for
+        # the next pass (asyncio's ordering guarantee).
+        ntodo = self.ready.count
+        while ntodo > 0:
+            ntodo -= 1
+            p = ready_pop(&self.ready)
+            h = <Handle>p
+            Py_DECREF(h)
+            if h._cancelled:
+                continue
+            self.st_callbacks += 1
+            if self._debug:
+                self._run_timed(h)
+            else:
+                h.run()
+        self.st_iterations += 1
+        return 0
+
+    cdef int _run_timed(self, Handle h) except -1:
+        cdef double t0 = monotonic_now()
+        cdef double dt
+        h.run()
+        dt = monotonic_now() - t0
+        if dt >= self.slow_callback_duration:
+            _aio_base_events.logger.warning(
+                'Executing %s took %.3f seconds', _aio_base_events._format_handle(h), dt)
+        return 0
+
+    cdef int _check_running(self) except -1:
+        if self._thread_ident != 0:
+            raise RuntimeError('This event loop is already running')
+        if _get_running_loop() is not None:
+            raise RuntimeError('Cannot run the event loop while another loop is running')
+        return 0
+
+    def run_forever(self):
+        """Run until stop() is called."""
+        self._check_closed()
+        self._check_running()
+        self._check_fork()
+        self._backend.prepare_thread(self)
+        self._thread_ident = PyThread_get_thread_ident()
+        self._thread_id = threading.get_ident()
+        self._old_agen_hooks = sys.get_asyncgen_hooks()
+        self._run_started_ns = monotonic_ns()
+        try:
+            self._set_coroutine_origin_tracking(self._debug)
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            _set_running_loop(self)
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._thread_ident = 0
+            self._thread_id = None
+            _set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*self._old_agen_hooks)
+            self._old_agen_hooks = None
+            self.st_in_run_ns += monotonic_ns() - self._run_started_ns
+
+    def stop(self):
+        self._stopping = True
+
+    def is_running(self):
+        return self._thread_ident != 0
+
+    def is_closed(self):
+        return self._closed
+
+    def get_debug(self):
+        return self._debug
+
+    def close(self):
+        if self._thread_ident != 0:
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        self._close_cold()
+        self._closed = True
+        ready_clear(&self.ready)
+        heap_clear(&self.timers)
+        self._timer_cancelled = 0
+        self._watches = []
+        self._n_user_watches = 0
+        if self._backend is not None:
+            self._backend.close()
+        if self._wake_fd >= 0:
+            close(self._wake_fd)
+            self._wake_fd = -1
+
+    # ---- futures and tasks --------------------------------------------------------
+
+    def create_future(self):
+        return _Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None, **kwargs):
+        self._check_closed()
+        if self._task_factory is None:
+            task = _Task(coro, loop=self, name=name, context=context, **kwargs)
+            if task._source_traceback:
+                del task._source_traceback[-1]
+            return task
+        if context is not None:
+            kwargs['context'] = context
+        task = self._task_factory(self, coro, **kwargs)
+        if name is not None:
+            task.set_name(name)
+        return task
+
+    def set_task_factory(self, factory):
+        if factory is not None and not callable(factory):
+            raise TypeError('task factory must be a callable or None')
+        self._task_factory = factory
+
+    def get_task_factory(self):
+        return self._task_factory
+
+    # ---- introspection ------------------------------------------------------------
+
+    @property
+    def backend_name(self):
+        return self._backend.name
+
+    def _backend_details(self):
+        return self._backend.info()
+
+    def stats(self):
+        """Counters of this loop's work since it was created."""
+        cdef int64_t in_run = self.st_in_run_ns
+        if self._thread_ident != 0:
+            in_run += monotonic_ns() - self._run_started_ns
+        return {
+            "iterations": self.st_iterations,
+            "callbacks": self.st_callbacks,
+            "timers_scheduled": self.st_timers_scheduled,
+            "timers_fired": self.st_timers_fired,
+            "timers_cancelled": self.st_timers_cancelled,
+            "io_waits": self.st_io_waits,
+            "io_events": self.st_io_events,
+            "wait_ns": self.st_wait_ns,
+            "run_ns": max(0, in_run - self.st_wait_ns),
+            "threadsafe_wakeups": self.st_threadsafe_wakeups,
+            "ready": self.ready.count,
+            "timers_pending": self.timers.len - self._timer_cancelled,
+            "fds_watched": self._n_user_watches,
+        }
