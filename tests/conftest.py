@@ -255,3 +255,19 @@ def handle_ctx():
             return h._context
         return h.get_context()
     return get
+
+
+@pytest.fixture
+def fds():
+    """fds() -> {fd: target} of this process, right now (after gc)."""
+    def snapshot():
+        gc.collect()
+        return open_fds()
+    return snapshot
+
+
+@pytest.fixture
+def unmanaged_loop(backend):
+    """unmanaged_loop() -> a new loop of the backend under test that nobody
+    will close (for tests of what happens to an abandoned loop)."""
+    return lambda: _new_loop(backend)
