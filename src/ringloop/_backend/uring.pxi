@@ -109,6 +109,7 @@ cdef class UringBackend(Backend):
         list dirty
         unsigned long owner      # thread that enabled the ring: its only submitter
         uint32_t next_gen
+        bint reaping             # inside _reap: the CQ batch is not yet advanced
         io_uring_cqe *cqes[CQE_BATCH]
 
     def __cinit__(self):
@@ -136,7 +137,8 @@ cdef class UringBackend(Backend):
         if not w.dirty:
             w.dirty = True
             self.dirty.append(w)
-        if w.want == 0 and w.armed and self.owner == PyThread_get_thread_ident():
+        if (w.want == 0 and w.armed and not self.reaping
+                and self.owner == PyThread_get_thread_ident()):
             # Cancel at once: an armed poll holds a reference to the file, and the user
             # may close the fd right after remove_reader() and expect the peer to see it.
             self._flush(loop)
@@ -215,17 +217,22 @@ cdef class UringBackend(Backend):
         cdef int total = 0
         cdef uint64_t ud
         cdef int res
-        while True:
-            n = io_uring_peek_batch_cqe(&self.r.ring, self.cqes, CQE_BATCH)
-            if n == 0:
-                return total
-            for i in range(n):
-                ud = self.cqes[i].user_data
-                res = self.cqes[i].res
-                if (ud >> 56) == KIND_POLL:
-                    self._poll_done(loop, <int>(ud & 0xFFFFFFFF), <uint32_t>((ud >> 32) & 0xFFFFFF), res)
-            io_uring_cq_advance(&self.r.ring, n)
-            total += n
+        self.reaping = True
+        try:
+            while True:
+                n = io_uring_peek_batch_cqe(&self.r.ring, self.cqes, CQE_BATCH)
+                if n == 0:
+                    return total
+                for i in range(n):
+                    ud = self.cqes[i].user_data
+                    res = self.cqes[i].res
+                    if (ud >> 56) == KIND_POLL:
+                        self._poll_done(loop, <int>(ud & 0xFFFFFFFF),
+                                        <uint32_t>((ud >> 32) & 0xFFFFFF), res)
+                io_uring_cq_advance(&self.r.ring, n)
+                total += n
+        finally:
+            self.reaping = False
 
     cdef int _poll_done(self, CoreLoop loop, int fd, uint32_t gen, int res) except -1:
         cdef FdWatch w = loop.watch_at(fd)
