@@ -1,24 +1,35 @@
 """Expected failures of CPython's test.test_asyncio on ringloop.
 
 Keys are test ids relative to ``test.test_asyncio`` (``module.Class.test``);
-a key may be a glob (``*``, ``?``, ``[...]``).  Values are the reason.
-A listed test that passes is an *unexpected success* and fails the run, so
-entries must be removed as soon as the thing they wait for lands.
+a key may be a glob (``*``, ``?``, ``[...]``) -- ``Ringloop*EventLoopTests`` is
+test_events' loop-core class on either backend (RingloopIoUringEventLoopTests,
+RingloopEpollEventLoopTests).  Values are the reason.
 
-Sections:
+A listed test that passes is an *unexpected success* and fails the run, so an
+entry must go as soon as what it waits for lands.  A listed entry that matched
+nothing in a full run is reported as a warning (stale entry).
 
-EXPECTED_FAILURES            fair reasons on every Python and backend: a test of
-                             a private asyncio attribute or of the stdlib loop's
-                             internals, or a feature of a later issue.
+Sections (all are dicts pattern -> reason):
+
+EXPECTED_FAILURES            fair on every Python and backend: a test of a
+                             private asyncio attribute or of the stdlib loop's
+                             internals, or a feature that belongs to a later issue.
 EXPECTED_FAILURES_BY_PYTHON  {"3.13": {...}}: only on that Python.
 EXPECTED_FAILURES_BY_BACKEND {"io_uring": {...}, "epoll": {...}}.
-ENVIRONMENT(_BY_PYTHON)      fails on the stdlib loop too on this machine (applies
-                             to the baseline as well).
-KNOWN_BUGS(_BY_PYTHON/_BY_BACKEND)
-                             ringloop bugs, reason starting with "BUG:".  Not fair:
-                             listed only so the runner stays usable while the
-                             core is fixed.  This section must end up empty.
+ENVIRONMENT(_BY_PYTHON)      fails on the stdlib loop too on this machine; applies
+                             to the baseline as well.
+KNOWN_BUGS(_BY_PYTHON, _BY_BACKEND)
+                             ringloop bugs (reason starts with "BUG:").  Not fair:
+                             listed only so the runner stays usable while the core
+                             is fixed.  These sections must end up empty.
 """
+
+NETWORK = "network transports: issue 3"
+PIPES = ("pipe/pty transports (connect_read_pipe/connect_write_pipe): not in the "
+         "loop core, upcoming transports issue")
+SUBPROCESS = ("subprocess transports (subprocess_exec/subprocess_shell): not in "
+              "the loop core, upcoming subprocess issue")
+PRIVATE = "tests a private asyncio attribute: "
 
 ENVIRONMENT = {
 }
@@ -27,9 +38,88 @@ ENVIRONMENT_BY_PYTHON = {
 }
 
 EXPECTED_FAILURES = {
+    # -- test_events, loop-core class: networking (create_connection,
+    #    create_server, create_datagram_endpoint, sock_*) is issue 3.
+    "test_events.Ringloop*EventLoopTests.test_create_connection": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_unix_connection": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_ssl_connection": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_ssl_unix_connection": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_connection_local_addr": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_connection_local_addr_skip_different_family": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_connection_local_addr_nomatch_family": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_connection_local_addr_in_use": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_connect_accepted_socket": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_ssl_connect_accepted_socket": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_connect_accepted_socket_ssl_timeout_for_plain_socket": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv4": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv6": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_reuse_port": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_unix_server": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_unix_server_path_socket_error": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_ssl": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_unix_server_ssl": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_verify_failed": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_unix_server_ssl_verify_failed": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_match_failed": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_unix_server_ssl_verified": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_verified": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_sock": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_addr_in_use": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_server_dual_stack": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_server_close": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint_ipv6": NETWORK,
+    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint_sock": NETWORK,
+    # prompt_cancellation awaits loop.sock_recv()
+    "test_events.Ringloop*EventLoopTests.test_prompt_cancellation": NETWORK,
+    # TestServer.test_get_loop calls loop.create_server()
+    "test_events.TestServer.test_get_loop": NETWORK,
+    # -- test_events, loop-core class: pipes and ptys.
+    "test_events.Ringloop*EventLoopTests.test_read_pipe": PIPES,
+    "test_events.Ringloop*EventLoopTests.test_unclosed_pipe_transport": PIPES,
+    "test_events.Ringloop*EventLoopTests.test_read_pty_output": PIPES,
+    "test_events.Ringloop*EventLoopTests.test_write_pipe": PIPES,
+    "test_events.Ringloop*EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
+    "test_events.Ringloop*EventLoopTests.test_write_pty": PIPES,
+    "test_events.Ringloop*EventLoopTests.test_bidirectional_pty": PIPES,
+    # -- test_events, loop-core class: SubprocessTestsMixin.
+    "test_events.Ringloop*EventLoopTests.test_subprocess_exec": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_interactive": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_shell": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_exitcode": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_kill": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_terminate": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_send_signal": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_stderr": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_stderr_redirect_to_stdout": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_close_client_stream": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_wait_no_same_group": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_exec_invalid_args": SUBPROCESS,
+    "test_events.Ringloop*EventLoopTests.test_subprocess_shell_invalid_args": SUBPROCESS,
+    # -- test_events, private attributes.
+    "test_events.Ringloop*EventLoopTests.test_timeout_rounding":
+        PRIVATE + "wraps loop._run_once and reads loop._clock_resolution and "
+        "loop._selector (BaseEventLoop internals; ringloop's run_once is C code)",
+    # GetEventLoopTestsMixin with the pure-Python hooks: the test swaps
+    # asyncio.events._set_running_loop/_get_running_loop for
+    # events._py__set_running_loop etc.  ringloop (like uvloop) binds asyncio's
+    # hook once at import, so the running loop is registered in the C registry
+    # and the swapped-in Python get_event_loop() cannot see it.
+    "test_events.TestPyGetEventLoop.test_get_event_loop_returns_running_loop":
+        PRIVATE + "swaps asyncio.events._set_running_loop for the pure-Python "
+        "_py__set_running_loop; ringloop binds the hook at import",
+    "test_events.TestPyGetEventLoop.test_get_event_loop_returns_running_loop2":
+        PRIVATE + "swaps asyncio.events._set_running_loop for the pure-Python "
+        "_py__set_running_loop; ringloop binds the hook at import",
 }
 
 EXPECTED_FAILURES_BY_PYTHON = {
+    "3.13": {
+        "test_events.Ringloop*EventLoopTests.test_create_server_trsock": NETWORK,
+        "test_events.Ringloop*EventLoopTests.test_datagram_send_to_non_listening_address": NETWORK,
+    },
 }
 
 EXPECTED_FAILURES_BY_BACKEND = {

@@ -495,6 +495,7 @@ def run_child(module, mode, args, workdir):
         with open(logf, "ab") as log:
             log.write(("\n==== %s\n" % " ".join(cmd)).encode())
             log.flush()
+            logpos = log.tell()
             proc = subprocess.Popen(cmd, stdout=log, stderr=log,
                                     stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
@@ -533,7 +534,7 @@ def run_child(module, mode, args, workdir):
         if ended or res.fatal:
             break
         # The child died or hung in the middle of a test.
-        tail = _tail(logf, 3000)
+        tail = _crash_report(logf, logpos)
         why = ("module timeout (%ss)" % args.module_timeout if timed_out else
                "process died (exit status %s): hang past --test-timeout=%ss "
                "or crash" % (rc, args.test_timeout))
@@ -541,7 +542,7 @@ def run_child(module, mode, args, workdir):
             res.fatal = "%s outside any test\n%s" % (why, tail)
             break
         rec = {"kind": "test", "id": started, "outcome": "error",
-               "detail": "%s\n--- log tail ---\n%s" % (why, tail),
+               "detail": "%s\n--- faulthandler ---\n%s" % (why, tail),
                "ring": 0, "other": {}, "dur": None, "hang": True}
         done.add(started)
         if started == "[sanity]":
@@ -559,15 +560,19 @@ def run_child(module, mode, args, workdir):
     return res
 
 
-def _tail(path, n):
+def _crash_report(path, pos):
+    """faulthandler's dump (or the log's end) from one child's log."""
     try:
         with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - n))
-            return f.read().decode("utf-8", "replace")
+            f.seek(pos)
+            text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(("Timeout (", "Fatal Python error")):
+            return "\n".join(lines[max(0, i - 5):i + 40])
+    return "\n".join(lines[-40:])
 
 
 # "on loop": tests that created at least one loop of the kind under test
@@ -693,7 +698,8 @@ def main(argv=None):
                    help="seconds one test may take before it counts as hung")
     p.add_argument("--module-timeout", type=float, default=600.0,
                    help="seconds one module may take on one loop")
-    p.add_argument("--max-restarts", type=int, default=10)
+    p.add_argument("--max-restarts", type=int, default=40,
+                   help="restarts of a module after hung/crashed tests")
     p.add_argument("--markdown", metavar="FILE",
                    help="also write the tables as markdown")
     p.add_argument("--json", metavar="FILE", help="write every test's outcome")
@@ -812,7 +818,10 @@ def main(argv=None):
             print("\nFAILURES (%s):" % mode)
             for tid, kind, detail in mode_problems:
                 print("--- %s: %s" % (kind.upper(), tid))
-                print(_indent(_last_lines(detail, 25)))
+                if "--- faulthandler ---" in detail:
+                    print(_indent(detail))
+                else:
+                    print(_indent(_last_lines(detail, 25)))
             all_problems += mode_problems
         if mode != "stdlib" and not args.tests:
             stale = [(s, pat) for s, pat in exp.patterns()
