@@ -52,5 +52,8 @@ def install():
 
 def run(main, *, debug=None, backend=None):
     """Run a coroutine on a new ringloop loop, like asyncio.run()."""
+    if _asyncio.events._get_running_loop() is not None:
+        # Checked before a Runner (and its loop) exists, as asyncio.run() does.
+        raise RuntimeError("ringloop.run() cannot be called from a running event loop")
     with _asyncio.Runner(debug=debug, loop_factory=lambda: new_event_loop(backend=backend)) as runner:
         return runner.run(main)

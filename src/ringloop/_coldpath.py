@@ -53,7 +53,7 @@ class ColdPathMixin:
                 f"closed={self.is_closed()} debug={self.get_debug()}>")
 
     def __del__(self, _warn=warnings.warn):
-        if not self.is_closed():
+        if not self.is_closed() and hasattr(self, "_signal_handlers"):
             _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():
                 self.close()
@@ -261,12 +261,16 @@ class ColdPathMixin:
     # ---- DNS ----------------------------------------------------------------------
 
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        if self.is_closed():
+            raise RuntimeError('Event loop is closed')
         resolved = _resolve_numeric(host, port, family, type, proto, flags)
         if resolved is not None:
             return resolved
         return await self.run_in_executor(None, socket.getaddrinfo, host, port, family, type, proto, flags)
 
     async def getnameinfo(self, sockaddr, flags=0):
+        if self.is_closed():
+            raise RuntimeError('Event loop is closed')
         numeric = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
         if flags & numeric == numeric:
             # Both parts numeric: getnameinfo(3) only formats, no lookup can block.

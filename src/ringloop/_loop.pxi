@@ -62,8 +62,12 @@ cdef class CoreLoop:
 
     def __init__(self, backend=None):
         from ringloop._backend_choice import make_backend
+        # Until the kernel objects exist the loop counts as closed, so a failed
+        # construction leaves nothing for close() or __del__ to touch.
+        self._closed = True
         self._backend = make_backend(backend)
         self._open_wakeup()
+        self._closed = False
         self._debug = _aio_coroutines._is_debug_mode()
 
     def __dealloc__(self):
@@ -555,7 +559,7 @@ cdef class CoreLoop:
 
     @property
     def backend_name(self):
-        return self._backend.name
+        return self._backend.name if self._backend is not None else None
 
     def _backend_details(self):
         return self._backend.info()
