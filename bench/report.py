@@ -24,6 +24,18 @@ def median_round(rounds):
     return ok[(len(ok) - 1) // 2] if ok else None
 
 
+def median_cpu_per_op(rounds):
+    """Loop-thread CPU ns per operation, median over rounds. Time the process
+    spent preempted by other processes does not count, so this is steadier than
+    the wall-clock rate on a busy machine."""
+    values = [r["loop_cpu_ns"] / r["ops"] for r in good_rounds(rounds) if r["ops"]]
+    return statistics.median(values) if values else None
+
+
+def cpu_share(r):
+    return r["loop_cpu_ns"] / r["wall_ns"] if r.get("wall_ns") else None
+
+
 def spread(rounds):
     rates = [r["ops_per_s"] for r in good_rounds(rounds)]
     if len(rates) < 2:
@@ -37,22 +49,23 @@ def summarize(results, impls):
     summary = {}
     for bench, by_impl in results.items():
         med = {impl: median_rate(by_impl.get(impl, [])) for impl in impls}
-        cpu = {}
-        for impl in impls:
-            r = median_round(by_impl.get(impl, []))
-            cpu[impl] = r["loop_cpu_ns"] / r["ops"] if r and r["ops"] else None
-        ratios = {}
+        cpu = {impl: median_cpu_per_op(by_impl.get(impl, [])) for impl in impls}
+        ratios, cpu_ratios = {}, {}
         for impl in impls:
             if not loops.is_ringloop(impl):
                 continue
             for base in loops.BASELINES:
                 if med.get(impl) and med.get(base):
                     ratios[f"{impl}/{base}"] = med[impl] / med[base]
+                if cpu.get(impl) and cpu.get(base):
+                    # > 1 means ringloop spends less loop-thread CPU per operation
+                    cpu_ratios[f"{impl}/{base}"] = cpu[base] / cpu[impl]
         summary[bench] = {
             "median_ops_per_s": med,
             "spread": {impl: spread(by_impl.get(impl, [])) for impl in impls},
             "loop_cpu_ns_per_op": cpu,
             "ratios": ratios,
+            "cpu_ratios": cpu_ratios,
         }
     return summary
 
@@ -106,13 +119,34 @@ def spread_table(summary, impls):
 
 
 def cpu_table(summary, impls):
-    header = ["benchmark: loop-thread CPU ns/op"] + impls
+    cols = ratio_columns(impls)
+    header = (["benchmark: loop-thread CPU ns/op"] + impls
+              + [f"{short(i)}/{b} (CPU)" for i, b in cols])
     rows = []
     for bench, s in summary.items():
-        rows.append([bench] + [f"{s['loop_cpu_ns_per_op'][impl]:.0f}"
-                               if s["loop_cpu_ns_per_op"][impl] is not None else "–"
-                               for impl in impls])
+        row = [bench] + [f"{s['loop_cpu_ns_per_op'][impl]:.0f}"
+                         if s["loop_cpu_ns_per_op"][impl] is not None else "–" for impl in impls]
+        for impl, base in cols:
+            x = s["cpu_ratios"].get(f"{impl}/{base}")
+            row.append(f"{x:.2f}x" if x is not None else "–")
+        rows.append(row)
     return _table(header, rows)
+
+
+def disturbed(results, workloads, threshold=0.9):
+    """Measurements of CPU-bound workloads in which the loop thread got less than
+    `threshold` of the wall time on its CPU: another process was running there."""
+    total, bad = 0, []
+    for w in workloads:
+        if not w.cpu_bound:
+            continue
+        for impl, rounds in results[w.name].items():
+            for r in good_rounds(rounds):
+                total += 1
+                share = cpu_share(r)
+                if share is not None and share < threshold:
+                    bad.append((w.name, impl, r.get("round"), share))
+    return total, bad
 
 
 STAT_KEYS = ("iterations", "callbacks", "io_waits", "io_events", "threadsafe_wakeups",

@@ -32,7 +32,7 @@ import report  # noqa: E402
 
 SUITES = ("core",)
 DEFAULT_ROUNDS = 5
-DEFAULT_DURATION = 1.0
+DEFAULT_DURATION = 0.8
 QUICK_ROUNDS = 3
 QUICK_DURATION = 0.2
 
@@ -192,6 +192,13 @@ def main(argv=None):
                 notes.append(f"{w.name} on {impl}: {len(failed)}/{args.rounds} rounds failed "
                              f"({failed[0].get('error')})")
 
+    total, bad = report.disturbed(results, workloads)
+    if bad:
+        notes.append(f"{len(bad)} of {total} measurements of CPU-bound benchmarks ran on a shared "
+                     f"CPU (the loop thread got < 90% of the wall time; worst "
+                     f"{min(b[3] for b in bad) * 100:.0f}%): another process competed for CPU "
+                     f"{cpu}, so wall-clock rates are noisy; the CPU-time table is steadier. "
+                     f"Load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     summary = report.summarize(results, columns)
     units = {w.name: w.unit for w in workloads}
     machine = machine_info()
@@ -211,8 +218,11 @@ def main(argv=None):
     out += [f"- `{w.name}`: {w.description}" for w in workloads]
     if floors:
         out += [f"- {cfloor.NAME}: the same work in C without Python (bench/floor/), where one exists"]
-    out += ["", report.spread_table(summary, columns), "",
-            report.cpu_table(summary, columns)]
+    out += ["", "Loop-thread CPU time per operation (median over rounds; the ratios are "
+            "baseline CPU / ringloop CPU, > 1 is better):", "",
+            report.cpu_table(summary, columns), "",
+            "Spread of the wall-clock rates over the rounds:", "",
+            report.spread_table(summary, columns)]
     counters = report.counters_table(results, available)
     if counters:
         out += ["", "ringloop `loop.stats()` over the median round, per 1000 operations:", "",

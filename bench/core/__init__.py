@@ -21,17 +21,21 @@ class Workload(NamedTuple):
     unit: str  # what one counted operation is
     description: str
     floor: tuple = None  # (program in bench/floor/, [args]): the same work in C, see cfloor.py
+    cpu_bound: bool = True  # the loop thread should be busy all the time (no producer to wait for)
 
 
 WORKLOADS = [
     Workload("call_soon", callbacks.prepare, {"chains": 1}, "callbacks",
              "one callback re-scheduling itself with call_soon"),
+    Workload("call_soon_idle_fd", callbacks.prepare, {"chains": 1, "idle_reader": True},
+             "callbacks", "as call_soon, with one idle add_reader registered (the loop must poll)"),
     Workload("call_soon_x1000", callbacks.prepare, {"chains": 1000}, "callbacks",
              "1000 callbacks queued at once, each re-scheduling itself"),
     Workload("call_later_cancel", timers.prepare, {"live": 1000, "fire_every": 50}, "timers",
              "call_later at 1..10 s then cancel, 1000 pending; every 50th timer fires (delay 0)"),
     Workload("call_soon_threadsafe", threadsafe.prepare, {}, "callbacks",
-             "a producer thread (other core) calls call_soon_threadsafe n times"),
+             "a producer thread (other core) calls call_soon_threadsafe n times",
+             cpu_bound=False),
     Workload("task_switch_x2", tasks.prepare, {"tasks": 2}, "switches",
              "2 tasks looping `await asyncio.sleep(0)`"),
     Workload("task_switch_x100", tasks.prepare, {"tasks": 100}, "switches",
