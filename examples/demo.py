@@ -141,6 +141,8 @@ def report_ringloop(loop):
           f"(requested: {info.get('requested')}) - {info.get('reason')}")
     uring = info.get("io_uring") or {}
     if uring.get("available"):
+        if info.get("backend") != "io_uring":
+            print("  io_uring is available on this kernel, but not in use")
         print(f"  io_uring setup flags: {', '.join(uring.get('setup_flags') or []) or '-'}")
         print(f"  io_uring features:    {', '.join(uring.get('features') or []) or '-'}")
     elif uring.get("error"):
