@@ -39,7 +39,8 @@ QUICK_DURATION = 0.2
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("suite", choices=SUITES)
+    ap.add_argument("suite", nargs="?", default="core", choices=SUITES,
+                    help="benchmark suite (default: core)")
     ap.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS}, "
                                                  f"--quick: {QUICK_ROUNDS})")
     ap.add_argument("--duration", type=float, help=f"seconds per timed run (default "
