@@ -18,6 +18,10 @@ EXPECTED_FAILURES_BY_PYTHON  {"3.12": {...}, "3.13": {...}}: only on that Python
 EXPECTED_FAILURES_BY_BACKEND {"io_uring": {...}, "epoll": {...}}.
 ENVIRONMENT(_BY_PYTHON)      fails on the stdlib loop too on this machine; applies
                              to the baseline as well.
+TESTLOOP_AS_REAL             only for the diagnostic --testloop-as-real run
+                             (TestLoop replaced by the loop under test): tests
+                             that fail there on ringloop but not on the stdlib
+                             loop, for a fair reason.
 KNOWN_BUGS(_BY_PYTHON, _BY_BACKEND)
                              ringloop bugs (reason starts with "BUG:").  Not fair:
                              listed only so the runner stays usable while the core
@@ -128,6 +132,16 @@ EXPECTED_FAILURES_BY_PYTHON = {
 }
 
 EXPECTED_FAILURES_BY_BACKEND = {
+}
+
+# --testloop-as-real only: these tests ask for a TestLoop and then drive it
+# through BaseEventLoop internals, which a real loop of another class lacks.
+TESTLOOP_AS_REAL = {
+    "test_tasks.*.test_log_destroyed_pending_task":
+        PRIVATE + "calls loop._run_once() (BaseEventLoop internal)",
+    "test_tasks.*GatherTests.test_*":
+        PRIVATE + "GatherTestsBase._run_loop() polls loop._ready (BaseEventLoop's "
+        "ready deque)",
 }
 
 KNOWN_BUGS = {

@@ -243,6 +243,27 @@ def _events_loop_class(mod, mode, factory):
     return name, cls
 
 
+def _substitute_test_loop(mode, factory):
+    """--testloop-as-real: test_utils.TestCase.new_test_loop() without a time
+    generator returns the loop under test instead of the fake-time TestLoop.
+
+    Not a faithful run of the tests (some rely on TestLoop), so its results are
+    only compared with the same substitution on the stdlib loop."""
+    import asyncio
+    from test.test_asyncio import utils as test_utils
+
+    orig = test_utils.TestCase.new_test_loop
+
+    def new_test_loop(self, gen=None):
+        if gen is not None:
+            return orig(self, gen)
+        loop = asyncio.SelectorEventLoop() if mode == "stdlib" else factory()
+        self.set_event_loop(loop)
+        return loop
+
+    test_utils.TestCase.new_test_loop = new_test_loop
+
+
 def _iter_tests(suite):
     import unittest
     for t in suite:
@@ -274,6 +295,9 @@ def child_main(args):
     except BaseException:
         emit(kind="fatal", error=traceback.format_exc())
         return 3
+
+    if args.subst:
+        _substitute_test_loop(mode, factory)
 
     if args.child == "test_events":
         for cname in SELECTOR_CLASSES:
@@ -471,7 +495,7 @@ class ModuleResult:
 def run_child(module, mode, args, workdir):
     """Run one module on one loop to completion (restarting after hangs)."""
     res = ModuleResult(module, mode)
-    tag = "%s-%s" % (mode, module)
+    tag = "%s-%s%s" % (mode, module, "-subst" if args.testloop_as_real else "")
     out = os.path.join(workdir, tag + ".jsonl")
     skipf = os.path.join(workdir, tag + ".skip")
     logf = os.path.join(workdir, tag + ".log")
@@ -489,6 +513,8 @@ def run_child(module, mode, args, workdir):
         cmd = [sys.executable, "-X", "faulthandler", os.path.abspath(__file__),
                "--child", module, "--mode", mode, "--out", out,
                "--skip", skipf, "--test-timeout", str(args.test_timeout)]
+        if args.testloop_as_real:
+            cmd.append("--subst")
         for pat in args.only.get(module, []):
             cmd += ["--only", pat]
         pos = os.path.getsize(out) if os.path.exists(out) else 0
@@ -706,7 +732,13 @@ def main(argv=None):
     p.add_argument("--workdir", help="where logs go (default: a temp dir)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print the detail of expected failures too")
+    p.add_argument("--testloop-as-real", action="store_true",
+                   help="diagnostic: give tests that ask for test_utils.TestLoop "
+                        "without a time generator the real loop instead; run "
+                        "the stdlib loop the same way and report the tests that "
+                        "fail on ringloop only")
     # internal
+    p.add_argument("--subst", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -719,6 +751,9 @@ def main(argv=None):
 
     if args.all_loops:
         modes = ["stdlib", "io_uring", "epoll"]
+    elif args.testloop_as_real:
+        modes = ["stdlib"] + (["io_uring", "epoll"] if args.backend == "both"
+                              else [args.backend])
     elif args.baseline:
         modes = ["stdlib"]
     elif args.backend == "both":
@@ -772,6 +807,9 @@ def main(argv=None):
                     mode, m, len(res.tests), res.elapsed,
                     " (restarts: %d)" % res.restarts if res.restarts else "")
                     , flush=True)
+
+    if args.testloop_as_real:
+        return report_substituted(results, modules, modes, ef)
 
     grand = dict.fromkeys(COLS, 0)
     all_problems = []
@@ -848,6 +886,60 @@ def main(argv=None):
     print("%d passed, %d failed, %d skipped"
           % (grand["passed"], failed, grand["skipped"]))
     return exit_code
+
+
+def report_substituted(results, modules, modes, ef):
+    """--testloop-as-real: tests failing on ringloop but not on the stdlib loop.
+
+    A ringloop-only failure is fine only if it is listed, with its reason, in
+    TESTLOOP_AS_REAL (or in the ordinary expected-failure sections)."""
+    subst_table = getattr(ef, "TESTLOOP_AS_REAL", {})
+    print("\n== TestLoop replaced by the real loop (diagnostic), Python %s" % PYVER)
+    head = ["module", "run"]
+    for mode in modes:
+        head += ["%s: pass" % mode, "on loop"]
+    head += ["ringloop-only fail", "listed"]
+    rows = []
+    diffs = []
+    used = set()
+    for m in modules:
+        base = results[(m, "stdlib")].tests
+        row = [m, str(len(base))]
+        only = listed = 0
+        for mode in modes:
+            res = results[(m, mode)]
+            c, _, _ = classify(res, None)
+            row += [str(c["passed"]), str(c["on loop"])]
+            if mode == "stdlib":
+                continue
+            exp = Expectations(ef, mode)
+            exp.tables.insert(0, ("TESTLOOP_AS_REAL", subst_table))
+            for tid, rec in sorted(res.tests.items()):
+                if rec["outcome"] not in ("fail", "error", "uxsuccess"):
+                    continue
+                if base.get(tid, {}).get("outcome") in ("fail", "error",
+                                                        "uxsuccess"):
+                    continue
+                hit = exp.lookup(tid)
+                if hit is not None:
+                    listed += 1
+                    used.add(hit[1])
+                else:
+                    only += 1
+                    diffs.append((mode, tid, rec.get("detail", "")))
+        rows.append(row + [str(only), str(listed)])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                    for i, (h, w) in enumerate(zip(head, widths))))
+    for r in rows:
+        print("  ".join(x.ljust(w) if i == 0 else x.rjust(w)
+                        for i, (x, w) in enumerate(zip(r, widths))))
+    for mode, tid, detail in diffs:
+        print("--- FAILS ON RINGLOOP ONLY (%s): %s" % (mode, tid))
+        print(_indent(_last_lines(detail, 25)))
+    print("\n%d tests fail on ringloop but pass on the stdlib loop and are "
+          "not listed" % len(diffs))
+    return 1 if diffs else 0
 
 
 def _last_lines(text, n):
