@@ -71,8 +71,11 @@ py_real=$("$py" -c 'import os, sys; print(os.path.realpath(sys.executable))')
 ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 ident=$("$py" -c 'import sys; print(sys.version)')
 
-# Debian's own pythonX.Y needs its -dev and -venv packages (python3-* cover only the default one).
-case $py_real in /usr/bin/python*) ensure_packages "python$ver-dev" "python$ver-venv" ;; esac
+# Debian's own pythonX.Y needs its -dev and -venv packages (python3-* cover only the
+# default one), and its test package (CPython's test.test_asyncio, run by the suite).
+case $py_real in
+    /usr/bin/python*) ensure_packages "python$ver-dev" "python$ver-venv" "libpython$ver-testsuite" ;;
+esac
 
 # --- the virtual environment --------------------------------------------------
 if [ -n "$spec" ]; then venv=$root/.venv-$ver; else venv=$root/.venv; fi
