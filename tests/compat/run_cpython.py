@@ -72,9 +72,10 @@ DEFAULT_MODULES = [
     "test_pep492",
     "test_context",
     "test_waitfor",
+    "test_threads",          # asyncio.to_thread: the loop's default executor
 ]
 # Present on newer Pythons only; run when the interpreter has them.
-OPTIONAL_MODULES = ["test_eager_task_factory"]
+OPTIONAL_MODULES = ["test_eager_task_factory", "test_staggered"]
 
 # test_events classes that hard-wire asyncio's selector loop; replaced by the
 # loop under test (same mixins), so the counts compare like with like.
@@ -504,6 +505,8 @@ def run_child(module, mode, args, workdir):
             os.unlink(p)
     env = dict(os.environ)
     env.pop("PYTHONASYNCIODEBUG", None)
+    if args.asyncio_debug:
+        env["PYTHONASYNCIODEBUG"] = "1"
     if mode != "stdlib":
         env["RINGLOOP_BACKEND"] = mode
     t0 = time.monotonic()
@@ -737,6 +740,11 @@ def main(argv=None):
                         "without a time generator the real loop instead; run "
                         "the stdlib loop the same way and report the tests that "
                         "fail on ringloop only")
+    p.add_argument("--asyncio-debug", action="store_true",
+                   help="run the tests with PYTHONASYNCIODEBUG=1 (every loop in "
+                        "debug mode); compare with --all-loops")
+    p.add_argument("--list-expected", action="store_true",
+                   help="print the expected-failure list as markdown and exit")
     # internal
     p.add_argument("--subst", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -748,6 +756,9 @@ def main(argv=None):
 
     if args.child:
         return child_main(args)
+    if args.list_expected:
+        print(expected_markdown(load_expectations()))
+        return 0
 
     if args.all_loops:
         modes = ["stdlib", "io_uring", "epoll"]
@@ -940,6 +951,51 @@ def report_substituted(results, modules, modes, ef):
     print("\n%d tests fail on ringloop but pass on the stdlib loop and are "
           "not listed" % len(diffs))
     return 1 if diffs else 0
+
+
+def expected_markdown(ef):
+    """The expected-failure list, grouped by reason, as markdown."""
+    sections = [
+        ("EXPECTED_FAILURES", "all", "all"),
+        ("EXPECTED_FAILURES_BY_PYTHON", "by key", "all"),
+        ("EXPECTED_FAILURES_BY_BACKEND", "all", "by key"),
+        ("ENVIRONMENT", "all", "all (stdlib too)"),
+        ("ENVIRONMENT_BY_PYTHON", "by key", "all (stdlib too)"),
+        ("TESTLOOP_AS_REAL", "all", "all"),
+        ("KNOWN_BUGS", "all", "all"),
+        ("KNOWN_BUGS_BY_PYTHON", "by key", "all"),
+        ("KNOWN_BUGS_BY_BACKEND", "all", "by key"),
+    ]
+    out = []
+    for name, py, backend in sections:
+        table = getattr(ef, name, {})
+        flat = []   # (python, backend, pattern, reason)
+        if py == "by key":
+            for key, sub in sorted(table.items()):
+                flat += [(key, backend, pat, r) for pat, r in sub.items()]
+        elif backend == "by key":
+            for key, sub in sorted(table.items()):
+                flat += [(py, key, pat, r) for pat, r in sub.items()]
+        else:
+            flat = [(py, backend, pat, r) for pat, r in table.items()]
+        if not flat:
+            continue
+        out.append("#### %s\n" % name)
+        by_reason = {}
+        for pyv, be, pat, reason in flat:
+            by_reason.setdefault((reason, pyv, be), []).append(pat)
+        for (reason, pyv, be), pats in by_reason.items():
+            where = []
+            if pyv != "all":
+                where.append("Python " + pyv)
+            if be != "all":
+                where.append("backend " + be)
+            out.append("- **%s**%s (%d):" % (reason.replace("*", "\\*"),
+                       " [%s]" % ", ".join(where) if where else "", len(pats)))
+            for pat in pats:
+                out.append("  - `%s`" % pat)
+        out.append("")
+    return "\n".join(out)
 
 
 def _last_lines(text, n):
