@@ -159,7 +159,11 @@ class ColdPathMixin:
                 base_events.logger.error('Exception in default exception handler', exc_info=True)
             return
         try:
-            handler(self, context)
+            run_in = _context_of(context)
+            if run_in is not None:
+                run_in.run(handler, self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -373,6 +377,18 @@ class ColdPathMixin:
             except (ValueError, OSError) as exc:
                 base_events.logger.info('set_wakeup_fd(-1) failed: %s', exc)
         return True
+
+
+def _context_of(report):
+    """The contextvars context a custom exception handler runs in: that of the task,
+    future or handle the report is about (asyncio does this from Python 3.12, gh-96704)."""
+    for key in ("task", "future", "handle"):
+        thing = report.get(key)
+        if thing is not None:
+            get_context = getattr(thing, "get_context", None)
+            ctx = get_context() if get_context is not None else None
+            return ctx if hasattr(ctx, "run") else None
+    return None
 
 
 def _resolve_numeric(host, port, family, type, proto, flags):

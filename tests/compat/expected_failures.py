@@ -147,21 +147,7 @@ TESTLOOP_AS_REAL = {
 KNOWN_BUGS = {
 }
 
-_BUG_EXC_HANDLER_CONTEXT = (
-    "BUG: loop.call_exception_handler() calls a custom handler in the caller's "
-    "context; Python 3.12+ runs it in the context of context['task'] / "
-    "['future'] / ['handle'] (gh-96704), so the handler sees the callback's "
-    "contextvars")
-_BUGS_312 = {
-    "test_futures2.*FutureTests.test_task_exc_handler_correct_context":
-        _BUG_EXC_HANDLER_CONTEXT,
-    "test_futures2.*FutureTests.test_handle_exc_handler_correct_context":
-        _BUG_EXC_HANDLER_CONTEXT,
-}
-
 KNOWN_BUGS_BY_PYTHON = {
-    "3.12": dict(_BUGS_312),
-    "3.13": dict(_BUGS_312),
 }
 
 KNOWN_BUGS_BY_BACKEND = {
