@@ -94,14 +94,17 @@ if [ ! -e "$vpy" ]; then
 fi
 
 # --- the package --------------------------------------------------------------
-# What the compiled core is built from; editable installs see .py changes by themselves.
+# What the compiled core is built from (editable installs see .py changes by themselves);
+# a .c file that Cython generates from a .pyx beside it is left out.
 stamp_of() {
     (cd "$root" && {
         echo "$ident"
         find setup.py pyproject.toml src -type f \
             \( -name '*.pyx' -o -name '*.pxi' -o -name '*.pxd' -o -name '*.h' -o -name '*.c' \
-               -o -name setup.py -o -name pyproject.toml \) \
-            ! -path 'src/ringloop/_core.c' -print0 | sort -z | xargs -0 sha256sum
+               -o -name setup.py -o -name pyproject.toml \) | sort |
+        while read -r f; do
+            [[ $f == *.c && -e ${f%.c}.pyx ]] || sha256sum "$f"
+        done
     } | sha256sum | cut -d' ' -f1)
 }
 stamp_file=$venv/.ringloop-build-stamp
