@@ -8,6 +8,8 @@ import statistics
 
 import loops
 
+DISTURBED = 0.9  # a CPU-bound run whose loop thread got less of the wall time shared its CPU
+
 
 def good_rounds(rounds):
     return [r for r in rounds if r.get("ok")]
@@ -133,7 +135,7 @@ def cpu_table(summary, impls):
     return _table(header, rows)
 
 
-def disturbed(results, workloads, threshold=0.9):
+def disturbed(results, workloads, threshold=DISTURBED):
     """Measurements of CPU-bound workloads in which the loop thread got less than
     `threshold` of the wall time on its CPU: another process was running there."""
     total, bad = 0, []

@@ -56,6 +56,9 @@ def parse_args(argv):
     ap.add_argument("--cpu", type=int, help="CPU for the loop (default: first allowed)")
     ap.add_argument("--producer-cpu", type=int,
                     help="CPU for producer threads (default: second allowed, if any)")
+    ap.add_argument("--retries", type=int, default=2,
+                    help="re-measure a CPU-bound run whose loop thread got < 90%% of its CPU "
+                         "(another process ran there) up to this many times (default 2)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds before a single measurement counts as hung")
     args = ap.parse_args(argv)
@@ -95,6 +98,22 @@ def worker(argv, timeout):
     if proc.returncode != 0 and result.get("ok", True):
         result = {"ok": False, "error": f"exit {proc.returncode}"}
     return result
+
+
+def with_retries(measure, cpu_bound, retries):
+    """Run measure(); while the loop thread of a CPU-bound workload got less than
+    DISTURBED of its CPU (another process ran there), measure again, up to
+    `retries` times, and keep the least disturbed attempt."""
+    share = lambda r: report.cpu_share(r) or 1.0  # noqa: E731
+    best = measure()
+    attempts = 1
+    while cpu_bound and attempts <= retries and best.get("ok") and share(best) < report.DISTURBED:
+        attempts += 1
+        r = measure()
+        if r.get("ok") and share(r) > share(best):
+            best = r
+    best["attempts"] = attempts
+    return best
 
 
 def machine_info():
@@ -164,7 +183,8 @@ def main(argv=None):
                     wargv += ["--producer-cpu", str(producer_cpu)]
                 if (w.name, impl) in counts:
                     wargv += ["--count", str(counts[w.name, impl])]
-                r = worker(wargv, timeout=args.timeout * 3 + 30)
+                r = with_retries(lambda: worker(wargv, timeout=args.timeout * 3 + 30),
+                                 w.cpu_bound, args.retries)
                 r["round"] = rnd
                 results[w.name][impl].append(r)
                 if r.get("ok"):
@@ -178,7 +198,8 @@ def main(argv=None):
                     if r.get("traceback"):
                         log(r["traceback"])
             if floors and w.floor:
-                r = cfloor.run(w.floor, args.duration, cpu, timeout=args.timeout)
+                r = with_retries(lambda: cfloor.run(w.floor, args.duration, cpu,
+                                                    timeout=args.timeout), True, args.retries)
                 r["round"] = rnd
                 results[w.name][cfloor.NAME].append(r)
                 log(f"[{rnd + 1}/{args.rounds}] {w.name:22} {cfloor.NAME:18} "
@@ -194,12 +215,17 @@ def main(argv=None):
                              f"({failed[0].get('error')})")
 
     total, bad = report.disturbed(results, workloads)
+    retried = sum(r.get("attempts", 1) - 1 for by_impl in results.values()
+                  for rounds in by_impl.values() for r in rounds)
+    if retried:
+        notes.append(f"{retried} measurements were repeated because another process took CPU "
+                     f"{cpu} from the loop thread (--retries {args.retries})")
     if bad:
-        notes.append(f"{len(bad)} of {total} measurements of CPU-bound benchmarks ran on a shared "
-                     f"CPU (the loop thread got < 90% of the wall time; worst "
-                     f"{min(b[3] for b in bad) * 100:.0f}%): another process competed for CPU "
-                     f"{cpu}, so wall-clock rates are noisy; the CPU-time table is steadier. "
-                     f"Load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        notes.append(f"{len(bad)} of {total} kept measurements of CPU-bound benchmarks still ran "
+                     f"on a shared CPU (the loop thread got < {report.DISTURBED:.0%} of the wall "
+                     f"time; worst {min(b[3] for b in bad):.0%}), so their wall-clock rates are "
+                     f"low; the CPU-time table is steadier. Load average at the end: "
+                     f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     summary = report.summarize(results, columns)
     units = {w.name: w.unit for w in workloads}
     machine = machine_info()
