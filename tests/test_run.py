@@ -217,21 +217,39 @@ def test_close_drops_pending_callbacks(loop):
 
 # ------------------------------------------------------------------ re-entrancy
 
-def test_run_forever_inside_running_loop(loop):
+CPY_3130_BUG = pytest.mark.reference_bug(
+    "3.13.0 run_forever() runs its cleanup even when the already-running "
+    "check fails, resetting the running loop", [(3, 13, 0)])
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("nested", [pytest.param("run_forever", marks=CPY_3130_BUG),
+                                    "run_until_complete"])
+def test_run_inside_running_loop(loop, nested):
+    """The nested call fails and leaves the running loop's state intact
+    (CPython 3.13.0 breaks the second half: its run_forever() cleanup runs
+    even when the already-running check fails)."""
     errors = []
+    state = []
+    fut = loop.create_future()
 
     def cb():
-        for fn in (loop.run_forever, lambda: loop.run_until_complete(fut)):
-            try:
-                fn()
-            except RuntimeError as e:
-                errors.append(str(e))
+        try:
+            if nested == "run_forever":
+                loop.run_forever()
+            else:
+                loop.run_until_complete(fut)
+        except RuntimeError as e:
+            errors.append(str(e))
+        state.append((loop.is_running(), asyncio._get_running_loop() is loop))
         loop.stop()
 
-    fut = loop.create_future()
     loop.call_soon(cb)
+    watchdog = loop.call_later(5, loop.stop)
     loop.run_forever()
-    assert errors == ["This event loop is already running"] * 2
+    watchdog.cancel()
+    assert errors == ["This event loop is already running"]
+    assert state == [(True, True)]
     assert loop.is_running() is False
 
 
@@ -251,27 +269,34 @@ def test_run_until_complete_inside_coroutine(loop):
     assert loop.run_until_complete(main()) == "ok"
 
 
-def test_second_loop_in_same_thread(loop, loop_factory):
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("nested", [pytest.param("run_forever", marks=CPY_3130_BUG),
+                                    "run_until_complete"])
+def test_second_loop_in_same_thread(loop, loop_factory, nested):
     other = loop_factory()
     errors = []
+    state = []
 
     def cb():
-        for fn in (other.run_forever,):
-            try:
-                fn()
-            except RuntimeError as e:
-                errors.append(str(e))
-        fut = other.create_future()
+        other_watchdog = other.call_later(1, other.stop)  # if it did start
         try:
-            other.run_until_complete(fut)
+            if nested == "run_forever":
+                other.run_forever()
+            else:
+                other.run_until_complete(other.create_future())
         except RuntimeError as e:
             errors.append(str(e))
+        other_watchdog.cancel()
+        state.append((loop.is_running(), other.is_running(),
+                      asyncio._get_running_loop() is loop))
         loop.stop()
 
     loop.call_soon(cb)
+    watchdog = loop.call_later(5, loop.stop)
     loop.run_forever()
-    assert errors == ["Cannot run the event loop while another loop is running"] * 2
-    assert other.is_running() is False
+    watchdog.cancel()
+    assert errors == ["Cannot run the event loop while another loop is running"]
+    assert state == [(True, False, True)]
     # Both loops are fine afterwards.
     other.call_soon(other.stop)
     other.run_forever()
