@@ -6,7 +6,7 @@
 cdef object _copy_context = PyContext_CopyCurrent
 
 
-@cython.freelist(512)
+@cython.freelist(4096)
 cdef class Handle:
     cdef:
         readonly object _callback

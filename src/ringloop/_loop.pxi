@@ -37,6 +37,7 @@ cdef class CoreLoop:
         bint _closed
         public bint _debug
         bint _polling
+        bint _wakeup_sent        # the eventfd was written during the current wait
         unsigned long _thread_ident
         readonly object _thread_id
         Backend _backend
@@ -308,7 +309,9 @@ cdef class CoreLoop:
         ready_push(&self.ready, h)
         # Only a loop blocked in the kernel needs waking; a running one will see the
         # queue before it next decides how long to wait (see _poll).
-        if self._polling and self._wake_fd >= 0:
+        if self._polling and not self._wakeup_sent and self._wake_fd >= 0:
+            # One write wakes the wait; later callbacks ride on it.
+            self._wakeup_sent = True
             write(self._wake_fd, &one, sizeof(one))
             self.st_threadsafe_wakeups += 1
         return h
@@ -395,6 +398,7 @@ cdef class CoreLoop:
             self._backend.wait(self, timeout)
         finally:
             self._polling = False
+            self._wakeup_sent = False
         self.st_wait_ns += monotonic_ns() - t0
         self.st_io_waits += 1
         return 0

@@ -5,11 +5,13 @@
 /* Flag sets, best first. SINGLE_ISSUER + DEFER_TASKRUN (kernel 6.1) keep completion work
  * in our own io_uring_enter calls; R_DISABLED lets the thread that first runs the loop,
  * not the one that created it, become the single issuer (io_uring_setup(2),
- * IORING_SETUP_SINGLE_ISSUER). COOP_TASKRUN (5.19) is the fallback. */
+ * IORING_SETUP_SINGLE_ISSUER). COOP_TASKRUN (5.19) is the fallback. TASKRUN_FLAG makes the
+ * kernel raise IORING_SQ_TASKRUN when completion work waits for us, which lets a
+ * non-blocking pass skip io_uring_enter when there is none (rl_ring_idle). */
 static const unsigned FLAG_SETS[] = {
     IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN |
-        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
-    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
     IORING_SETUP_SUBMIT_ALL,
     0,
 };
@@ -83,6 +85,14 @@ int rl_ring_wait(rl_ring *r, long long timeout_ns)
     if (ret == -EAGAIN || ret == -EBUSY)
         ret = 0;   /* completion queue backlog: reap, then come back */
     return ret;
+}
+
+int rl_ring_idle(rl_ring *r)
+{
+    if (!(r->setup_flags & IORING_SETUP_TASKRUN_FLAG))
+        return 0;   /* without the flag only io_uring_enter can tell */
+    return io_uring_sq_ready(&r->ring) == 0 && io_uring_cq_ready(&r->ring) == 0 &&
+           !(IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
 }
 
 int rl_ring_opcode_supported(rl_ring *r, int opcode)

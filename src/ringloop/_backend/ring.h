@@ -31,6 +31,10 @@ struct io_uring_sqe *rl_ring_sqe(rl_ring *r, int *err);
  * Returns >= 0, or -EINTR when a signal interrupted the wait, or another -errno. */
 int rl_ring_wait(rl_ring *r, long long timeout_ns);
 
+/* 1 when a non-blocking wait could report nothing: no SQE queued, no CQE posted and
+ * no completion work flagged by the kernel (needs IORING_SETUP_TASKRUN_FLAG). */
+int rl_ring_idle(rl_ring *r);
+
 /* Whether the kernel supports an opcode (via IORING_REGISTER_PROBE). */
 int rl_ring_opcode_supported(rl_ring *r, int opcode);
 

@@ -28,6 +28,7 @@ cdef extern from "ring.h" nogil:
     int rl_ring_enable(rl_ring *r)
     io_uring_sqe *rl_ring_sqe(rl_ring *r, int *err)
     int rl_ring_wait(rl_ring *r, long long timeout_ns)
+    int rl_ring_idle(rl_ring *r)
     int rl_ring_opcode_supported(rl_ring *r, int opcode)
     void rl_ring_exit(rl_ring *r)
     void io_uring_prep_poll_add(io_uring_sqe *sqe, int fd, unsigned poll_mask)
@@ -44,6 +45,7 @@ cdef extern from "ring.h" nogil:
         IORING_SETUP_SINGLE_ISSUER
         IORING_SETUP_DEFER_TASKRUN
         IORING_SETUP_R_DISABLED
+        IORING_SETUP_TASKRUN_FLAG
         IORING_FEAT_NODROP
         IORING_FEAT_EXT_ARG
         IORING_FEAT_FAST_POLL
@@ -80,7 +82,7 @@ cdef inline uint64_t poll_token(uint32_t gen, int fd) noexcept:
 _SETUP_FLAG_NAMES = (
     (IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"), (IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"),
     (IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"), (IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"),
-    (IORING_SETUP_R_DISABLED, "R_DISABLED"),
+    (IORING_SETUP_R_DISABLED, "R_DISABLED"), (IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"),
 )
 _FEATURE_NAMES = (
     (IORING_FEAT_NODROP, "NODROP"), (IORING_FEAT_EXT_ARG, "EXT_ARG"),
@@ -199,6 +201,8 @@ cdef class UringBackend(Backend):
     cdef int wait(self, CoreLoop loop, double timeout) except -1:
         cdef int64_t ns = timeout_to_ns(timeout)
         cdef int ret
+        if ns == 0 and not self.dirty and rl_ring_idle(&self.r):
+            return 0        # nothing to submit and nothing completed: no syscall
         self._flush(loop)
         if ns == 0:
             ret = rl_ring_wait(&self.r, 0)
