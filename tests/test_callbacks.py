@@ -1,8 +1,10 @@
 """call_soon / call_soon_threadsafe, Handle API, contextvars."""
 import asyncio
 import contextvars
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -262,3 +264,65 @@ def test_call_soon_on_closed_loop(loop, method):
     loop.close()
     with pytest.raises(RuntimeError, match="Event loop is closed"):
         getattr(loop, method)(lambda: None)
+
+
+# ------------------------------------------------------------------ repr and references
+
+def my_named_callback(*args):
+    pass
+
+
+def test_handle_repr(loop):
+    h = loop.call_soon(my_named_callback)
+    assert "my_named_callback" in repr(h)
+    t = loop.call_later(10, my_named_callback)
+    assert "my_named_callback" in repr(t)
+    assert "when=" in repr(t)
+    h.cancel()
+    t.cancel()
+    assert "cancelled" in repr(h)
+    assert "cancelled" in repr(t)
+
+
+class Token:
+    pass
+
+
+def _alive_after_gc(ref):
+    gc.collect()
+    return ref() is not None
+
+
+def test_run_callback_args_released(loop):
+    tok = Token()
+    ref = weakref.ref(tok)
+    loop.call_soon(my_named_callback, tok)
+    loop.call_later(0.001, my_named_callback, tok)
+    del tok
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert not _alive_after_gc(ref), "loop keeps a callback argument alive after running it"
+
+
+def test_cancel_releases_args_even_if_handle_kept(loop):
+    tok1, tok2 = Token(), Token()
+    r1, r2 = weakref.ref(tok1), weakref.ref(tok2)
+    h1 = loop.call_soon(my_named_callback, tok1)
+    h2 = loop.call_later(3600, my_named_callback, tok2)
+    del tok1, tok2
+    h1.cancel()
+    h2.cancel()
+    assert not _alive_after_gc(r1), "cancelled Handle keeps its arguments"
+    assert not _alive_after_gc(r2), "cancelled TimerHandle keeps its arguments"
+    assert h1.cancelled() and h2.cancelled()
+
+
+def test_close_releases_pending_callbacks(loop):
+    tok1, tok2 = Token(), Token()
+    r1, r2 = weakref.ref(tok1), weakref.ref(tok2)
+    loop.call_soon(my_named_callback, tok1)
+    loop.call_later(3600, my_named_callback, tok2)
+    del tok1, tok2
+    loop.close()
+    assert not _alive_after_gc(r1)
+    assert not _alive_after_gc(r2)

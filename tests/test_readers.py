@@ -453,3 +453,101 @@ def test_reader_added_from_callback_while_running(loop, sockpair):
     w.cancel()
     assert got == [b"late"]
     loop.remove_reader(a)
+
+
+@pytest.mark.timeout(10)
+def test_remove_and_readd_reader_repeatedly_same_iteration(loop, sockpair):
+    """Pause/resume reading as transports do: many remove/add cycles before
+    the loop waits; only the last callback is called, exactly when data
+    arrives, and no stale registration fires."""
+    a, b = sockpair
+    got = []
+
+    def make(i):
+        return lambda: (got.append((i, a.recv(100))), loop.stop())
+
+    for i in range(100):
+        loop.add_reader(a, make(i))
+        assert loop.remove_reader(a) is True
+    loop.add_reader(a, make("last"))
+    loop.call_later(0.05, b.send, b"data")
+    w = stop_after(loop, 5)
+    loop.run_forever()
+    w.cancel()
+    assert got == [("last", b"data")]
+    assert loop.remove_reader(a) is True
+
+
+@pytest.mark.timeout(10)
+def test_reader_removed_and_readded_inside_its_callback(loop, sockpair):
+    a, b = sockpair
+    got = []
+
+    def first():
+        got.append(("first", a.recv(1)))
+        loop.remove_reader(a)
+        loop.add_reader(a, second)
+
+    def second():
+        got.append(("second", a.recv(100)))
+        loop.remove_reader(a)
+        loop.stop()
+
+    loop.add_reader(a, first)
+    b.send(b"xyz")  # first reads one byte, the rest stays readable
+    w = stop_after(loop, 5)
+    loop.run_forever()
+    w.cancel()
+    assert got == [("first", b"x"), ("second", b"yz")]
+
+
+@pytest.mark.timeout(10)
+def test_exception_in_reader_goes_to_handler(loop, sockpair):
+    a, b = sockpair
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    def bad():
+        a.recv(100)
+        loop.remove_reader(a)
+        loop.call_soon(loop.stop)
+        raise ZeroDivisionError
+
+    h = loop.add_reader(a, bad)
+    b.send(b"x")
+    w = stop_after(loop, 5)
+    loop.run_forever()
+    w.cancel()
+    assert len(contexts) == 1
+    assert isinstance(contexts[0]["exception"], ZeroDivisionError)
+    assert contexts[0]["message"].startswith("Exception in callback")
+    if h is not None:  # a loop that returns a Handle reports that same Handle
+        assert contexts[0]["handle"] is h
+
+
+@pytest.mark.timeout(30)
+def test_thousand_readers_registered_at_once(loop):
+    """More registrations in one iteration than a small submission queue
+    holds; every reader is still called."""
+    pairs = [socket.socketpair() for _ in range(1000)]
+    try:
+        seen = set()
+
+        def on_read(i, s):
+            s.recv(10)
+            seen.add(i)
+            loop.remove_reader(s)
+            if len(seen) == len(pairs):
+                loop.stop()
+
+        for i, (a, b) in enumerate(pairs):
+            loop.add_reader(a, on_read, i, a)
+            b.send(b"x")
+        w = stop_after(loop, 10)
+        loop.run_forever()
+        w.cancel()
+        assert len(seen) == len(pairs)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

@@ -73,6 +73,40 @@ def test_call_later_fires_not_early_and_not_much_late(loop, delay):
         assert fired[0] - t0 < delay + 0.1
 
 
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("delay", [0.0001, 0.0005, 0.0015])
+def test_call_later_not_early_while_loop_is_busy(loop, delay):
+    """With a busy ready queue the loop polls with a zero timeout many times
+    before the timer is due; a loop that treats timers as due within 1 ms
+    (or rounds sub-ms delays down) fires them early here."""
+    for _ in range(10):
+        fired = []
+        spinning = [True]
+
+        def spin():
+            if spinning[0]:
+                loop.call_soon(spin)
+
+        def on_timer():
+            fired.append(loop.time())
+            spinning[0] = False
+            loop.stop()
+
+        loop.call_soon(spin)
+        t0 = loop.time()
+        h = loop.call_later(delay, on_timer)
+        watchdog = loop.call_later(2, loop.stop)
+        loop.run_forever()
+        watchdog.cancel()
+        spinning[0] = False
+        assert fired, "timer did not fire within 2 s"
+        assert fired[0] >= h.when() - 1e-6
+        assert fired[0] - t0 >= delay - 1e-6, (
+            f"call_later({delay}) fired after {fired[0] - t0:.6f}s")
+        loop.stop()
+        loop.run_forever()  # drain the last spin
+
+
 def test_call_later_when(loop):
     before = loop.time()
     h = loop.call_later(10, lambda: None)
@@ -295,3 +329,35 @@ def test_asyncio_sleep_duration(loop):
 
     elapsed = loop.run_until_complete(main())
     assert 0.05 - 1e-6 <= elapsed < 0.5
+
+
+# ------------------------------------------------------------------ extremes
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("delay", [1e10, 1e18, float("inf")])
+def test_huge_delays_do_not_overflow(loop, delay):
+    got = []
+    h = loop.call_later(delay, got.append, "never")
+    assert h.when() >= loop.time() + min(delay, 1e9)
+    t0 = time.monotonic()
+    assert loop.run_until_complete(asyncio.sleep(0.01, "ok")) == "ok"
+    assert time.monotonic() - t0 < 1.0
+    h.cancel()
+    loop.run_until_complete(asyncio.sleep(0))
+    assert got == []
+
+
+@pytest.mark.timeout(10)
+def test_wait_for_with_huge_timeout(loop):
+    async def main():
+        return await asyncio.wait_for(asyncio.sleep(0.01, "done"), timeout=1e12)
+
+    assert loop.run_until_complete(main()) == "done"
+
+
+def test_call_at_int_when(loop):
+    got = []
+    loop.call_at(int(loop.time()) - 1, got.append, "int-when")
+    loop.call_later(0, loop.stop)
+    loop.run_forever()
+    assert got == ["int-when"]
