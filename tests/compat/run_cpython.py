@@ -825,7 +825,7 @@ def main(argv=None):
                     , flush=True)
 
     if args.testloop_as_real:
-        return report_substituted(results, modules, modes, ef)
+        return report_substituted(results, modules, modes, ef, args.markdown)
 
     grand = dict.fromkeys(COLS, 0)
     all_problems = []
@@ -888,6 +888,8 @@ def main(argv=None):
 
     if args.markdown:
         with open(args.markdown, "w") as f:
+            if len(modes) > 1:
+                f.write(combined_markdown(json_out, modules, modes) + "\n\n")
             f.write("\n".join(md))
     if args.json:
         with open(args.json, "w") as f:
@@ -904,7 +906,7 @@ def main(argv=None):
     return exit_code
 
 
-def report_substituted(results, modules, modes, ef):
+def report_substituted(results, modules, modes, ef, markdown=None):
     """--testloop-as-real: tests failing on ringloop but not on the stdlib loop.
 
     Tests listed in TESTLOOP_KEEP keep their TestLoop; any other ringloop-only
@@ -949,12 +951,57 @@ def report_substituted(results, modules, modes, ef):
     for r in rows:
         print("  ".join(x.ljust(w) if i == 0 else x.rjust(w)
                         for i, (x, w) in enumerate(zip(r, widths))))
+    if markdown:
+        with open(markdown, "w") as f:
+            f.write("| " + " | ".join(head) + " |\n")
+            f.write("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|\n")
+            for r in rows:
+                f.write("| " + " | ".join(r) + " |\n")
     for mode, tid, detail in diffs:
         print("--- FAILS ON RINGLOOP ONLY (%s): %s" % (mode, tid))
         print(_indent(_last_lines(detail, 25)))
     print("\n%d tests fail on ringloop but pass on the stdlib loop and are "
           "not listed" % len(diffs))
     return 1 if diffs else 0
+
+
+def combined_markdown(json_out, modules, modes):
+    """One table, a column group per loop: passed / expected failures /
+    failed+errors / skipped, and how many tests ran on the loop under test."""
+    head = ["module", "tests"]
+    for mode in modes:
+        head.append(mode if mode != "stdlib" else "stdlib (baseline)")
+    head.append("on ringloop" if modes[-1] != "stdlib" else "on loop")
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    totals = {mode: dict.fromkeys(COLS, 0) for mode in modes}
+
+    def cell(c, mode):
+        text = "%d" % c["passed"]
+        extra = []
+        if c["xfail"]:
+            extra.append("%d xfail" % c["xfail"])
+        bad = c["failed"] + c["errors"] + c["xpass"]
+        if bad:
+            extra.append("**%d failed**" % bad)
+        if c["skipped"]:
+            extra.append("%d skip" % c["skipped"])
+        return text + (" (" + ", ".join(extra) + ")" if extra else "")
+
+    for m in modules + ["total"]:
+        if m == "total":
+            cs = [totals[mode] for mode in modes]
+        else:
+            cs = [json_out[mode][m]["counts"] for mode in modes]
+            for mode, c in zip(modes, cs):
+                for k in COLS:
+                    totals[mode][k] += c[k]
+        run = max(c["run"] for c in cs)
+        row = ["**total**" if m == "total" else m, str(run)]
+        row += [cell(c, mode) for c, mode in zip(cs, modes)]
+        row.append(str(cs[-1]["on loop"]))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def expected_markdown(ef):
