@@ -712,7 +712,10 @@ def parse_selection(items):
 
 def available(module):
     import importlib.util
-    return importlib.util.find_spec(PKG + "." + module) is not None
+    try:
+        return importlib.util.find_spec(PKG + "." + module) is not None
+    except ImportError:     # no "test" package at all
+        return False
 
 
 def main(argv=None):
@@ -782,8 +785,10 @@ def main(argv=None):
         modules = DEFAULT_MODULES + [m for m in OPTIONAL_MODULES if available(m)]
     missing = [m for m in modules if not available(m)]
     if missing:
-        print("not found in this Python (%s): %s" % (sys.version.split()[0],
-                                                     ", ".join(missing)))
+        print("not found in this Python (%s, %s): %s\nCPython's test suite is "
+              "missing (Debian/Ubuntu: apt-get install libpython%s-testsuite)"
+              % (sys.version.split()[0], sys.executable, ", ".join(missing),
+                 PYVER))
         return 2
 
     if any(m != "stdlib" for m in modes):
