@@ -132,6 +132,7 @@ def _exercise(loop):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_loop_works_in_forked_child_and_parent(loop):
     # Use the loop in the parent first, so its kernel state is set up.
     assert _exercise(loop) == ""

@@ -551,3 +551,27 @@ def test_thousand_readers_registered_at_once(loop):
         for a, b in pairs:
             a.close()
             b.close()
+
+
+@pytest.mark.timeout(10)
+def test_writer_called_when_peer_closes(loop):
+    """A writer waiting for buffer space is woken when the peer goes away
+    (error/hang-up), it is not left waiting forever."""
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        try:
+            while True:
+                a.send(b"x" * 65536)
+        except BlockingIOError:
+            pass
+        calls = []
+        loop.add_writer(a, lambda: (calls.append(1), loop.remove_writer(a), loop.stop()))
+        loop.call_later(0.05, b.close)
+        w = stop_after(loop, 5)
+        loop.run_forever()
+        w.cancel()
+        assert calls == [1]
+    finally:
+        a.close()
+        b.close()

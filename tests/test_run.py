@@ -323,3 +323,50 @@ def test_loops_in_two_threads(loop, loop_factory):
     results["main"] = loop.run_until_complete(main())
     t.join(5)
     assert results == {"thread": other, "main": loop}
+
+
+def _work_on(loop):
+    """A timer, a reader and a thread-safe call: returns what ran."""
+    import socket
+    a, b = socket.socketpair()
+    try:
+        got = []
+
+        async def main():
+            fut = loop.create_future()
+            loop.add_reader(a, lambda: (got.append(a.recv(10)), fut.set_result(None)))
+            loop.call_later(0.005, b.send, b"r")
+            await fut
+            loop.remove_reader(a)
+            done = loop.create_future()
+            threading.Thread(
+                target=lambda: loop.call_soon_threadsafe(done.set_result, "ts")).start()
+            got.append(await done)
+            await asyncio.sleep(0.002)
+            return got
+
+        return loop.run_until_complete(asyncio.wait_for(main(), 5))
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.timeout(20)
+def test_loop_run_from_different_threads_in_turn(loop):
+    """asyncio lets one loop be run by different threads, one at a time
+    (e.g. created and warmed up in the main thread, then driven by a worker)."""
+    assert _work_on(loop) == [b"r", "ts"]
+    result = {}
+
+    def worker():
+        try:
+            result["thread"] = _work_on(loop)
+        except BaseException as e:  # noqa: BLE001
+            result["thread"] = e
+
+    for _ in range(2):
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join(10)
+        assert result["thread"] == [b"r", "ts"]
+    assert _work_on(loop) == [b"r", "ts"]

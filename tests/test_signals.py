@@ -253,3 +253,96 @@ sys.exit(3)
     assert proc.returncode == 0, (out, err)
     assert "main cancelled" in out
     assert "KeyboardInterrupt" in out
+
+
+# ------------------------------------------------------------------ Python-level handlers
+
+class SignalArrived(Exception):
+    pass
+
+
+def _raise_signal_arrived(signum, frame):
+    raise SignalArrived(signum)
+
+
+IDLE_SETUPS = ["first_wait", "after_ready_callback", "new_reader_then_idle"]
+
+
+def _prepare_idle(loop, how, pair):
+    """Arrange for the loop to block in the kernel, in one of several states
+    (the very first wait; a wait after a non-blocking pass; a wait that also
+    has to hand a new fd registration to the kernel)."""
+    if how == "after_ready_callback":
+        loop.call_soon(lambda: None)
+    elif how == "new_reader_then_idle":
+        loop.call_soon(loop.add_reader, pair[0], lambda: None)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("how", IDLE_SETUPS)
+def test_python_signal_handler_runs_while_loop_idles(loop, how):
+    """A handler installed with signal.signal() that raises (as
+    KeyboardInterrupt does, and as pytest-timeout does) interrupts an idle
+    loop promptly: the exception comes out of run_forever()."""
+    import socket
+    pair = socket.socketpair()
+    signal.signal(signal.SIGUSR1, _raise_signal_arrived)
+    try:
+        _prepare_idle(loop, how, pair)
+        t = threading.Thread(target=lambda: (time.sleep(0.2),
+                                             os.kill(os.getpid(), signal.SIGUSR1)))
+        watchdog = loop.call_later(5, loop.stop)
+        t0 = time.monotonic()
+        t.start()
+        try:
+            with pytest.raises(SignalArrived):
+                loop.run_forever()
+            elapsed = time.monotonic() - t0
+        finally:
+            t.join()
+            watchdog.cancel()
+        assert elapsed < 1.5, f"signal handler ran only after {elapsed:.2f}s"
+        assert not loop.is_running()
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        loop.remove_reader(pair[0])
+        pair[0].close()
+        pair[1].close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", IDLE_SETUPS)
+def test_sigint_interrupts_idle_loop_promptly(py, loop_src, how):
+    """SIGINT (default handler) while the loop blocks in the kernel, in each
+    idle state: KeyboardInterrupt comes out of run_forever() within ~1 s,
+    not when the next timer (10 s away) is due."""
+    code = loop_src.imports + SIGINT_DEFAULT + f"""
+import socket, sys, time
+loop = {loop_src.expr}
+pair = socket.socketpair()
+how = {how!r}
+if how == "after_ready_callback":
+    loop.call_soon(lambda: None)
+elif how == "new_reader_then_idle":
+    loop.call_soon(loop.add_reader, pair[0], lambda: None)
+loop.call_later(10, loop.stop)
+print("ready", flush=True)
+t0 = time.monotonic()
+try:
+    loop.run_forever()
+except KeyboardInterrupt:
+    print("KeyboardInterrupt after %.3f" % (time.monotonic() - t0), flush=True)
+    sys.exit(0)
+print("no exception", flush=True)
+sys.exit(3)
+"""
+    proc = py.spawn(code)
+    _wait_ready(proc)
+    time.sleep(0.3)  # the child is blocked in the loop's first wait by now
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = _finish(proc, timeout=20)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, (out, err)
+    assert "KeyboardInterrupt" in out
+    assert elapsed < 1.5, f"KeyboardInterrupt only after {elapsed:.2f}s: {out}"
