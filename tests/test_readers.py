@@ -575,3 +575,34 @@ def test_writer_called_when_peer_closes(loop):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("loop_running", [False, True])
+def test_peer_sees_eof_after_remove_reader_and_close(loop, loop_running):
+    """Once a reader is removed and the socket closed, the socket is really
+    closed (the loop keeps no reference to it in the kernel): the peer sees
+    EOF at once, whether or not the loop runs meanwhile."""
+    import asyncio
+    a, peer = socket.socketpair()
+    peer.setblocking(False)
+    try:
+        loop.add_reader(a, lambda: None)
+        loop.add_writer(a, lambda: None)
+        loop.run_until_complete(asyncio.sleep(0.01))  # registrations are live
+
+        def close_it():
+            loop.remove_reader(a)
+            loop.remove_writer(a)
+            a.close()
+            return peer.recv(1)
+
+        if loop_running:
+            async def main():
+                return close_it()
+            assert loop.run_until_complete(main()) == b""
+        else:
+            assert close_it() == b""
+    finally:
+        a.close()
+        peer.close()
