@@ -326,3 +326,46 @@ def test_close_releases_pending_callbacks(loop):
     loop.close()
     assert not _alive_after_gc(r1)
     assert not _alive_after_gc(r2)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("busy", [False, True])
+def test_call_soon_threadsafe_ping_pong_no_lost_wakeup(loop, busy):
+    """A thread and the loop hand a token back and forth; the loop has no
+    timers to fall back on, so a single lost wake-up stalls it until the
+    watchdog fires.  With busy=True the loop also does a little work per
+    iteration, so posts race with non-blocking passes too."""
+    import queue
+    n = 3000
+    to_thread = queue.SimpleQueue()
+    seen = []
+
+    def on_loop(i):
+        seen.append(i)
+        if busy and i % 3 == 0:
+            loop.call_soon(lambda: None)
+        if i == n:
+            to_thread.put(None)
+            loop.stop()
+        else:
+            to_thread.put(i + 1)
+
+    def thread_main():
+        while True:
+            i = to_thread.get()
+            if i is None:
+                return
+            loop.call_soon_threadsafe(on_loop, i)
+
+    t = threading.Thread(target=thread_main)
+    to_thread.put(0)
+    t.start()
+    watchdog = loop.call_later(20, loop.stop)
+    t0 = time.monotonic()
+    loop.run_forever()
+    elapsed = time.monotonic() - t0
+    watchdog.cancel()
+    to_thread.put(None)
+    t.join(5)
+    assert seen == list(range(n + 1)), f"stalled after {len(seen)} round trips"
+    assert elapsed < 15
