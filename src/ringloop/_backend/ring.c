@@ -1,4 +1,7 @@
 #include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <string.h>
 #include "ring.h"
 
@@ -75,6 +78,13 @@ int rl_ring_wait(rl_ring *r, long long timeout_ns)
     } else if (timeout_ns < 0) {
         ret = io_uring_submit_and_wait(&r->ring, 1);
     } else {
+        /* Submit first: liburing re-enters to wait after a submission, so a signal
+         * arriving during that enter would not end the wait (no -EINTR). */
+        if (io_uring_sq_ready(&r->ring)) {
+            ret = io_uring_submit(&r->ring);
+            if (ret < 0)
+                return ret;
+        }
         struct __kernel_timespec ts;
         ts.tv_sec = timeout_ns / 1000000000LL;
         ts.tv_nsec = timeout_ns % 1000000000LL;
@@ -85,6 +95,21 @@ int rl_ring_wait(rl_ring *r, long long timeout_ns)
     if (ret == -EAGAIN || ret == -EBUSY)
         ret = 0;   /* completion queue backlog: reap, then come back */
     return ret;
+}
+
+/* The kernel task id, cached per thread. SINGLE_ISSUER binds a ring to a kernel task;
+ * pthread_t values are reused by new threads, so they cannot tell tasks apart. */
+static __thread long cached_tid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void forget_tid(void) { cached_tid = 0; }
+static void install_atfork(void) { pthread_atfork(NULL, NULL, forget_tid); }
+
+long rl_current_tid(void)
+{
+    pthread_once(&atfork_once, install_atfork);
+    if (!cached_tid)
+        cached_tid = syscall(SYS_gettid);
+    return cached_tid;
 }
 
 int rl_ring_idle(rl_ring *r)

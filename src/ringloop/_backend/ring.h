@@ -31,6 +31,9 @@ struct io_uring_sqe *rl_ring_sqe(rl_ring *r, int *err);
  * Returns >= 0, or -EINTR when a signal interrupted the wait, or another -errno. */
 int rl_ring_wait(rl_ring *r, long long timeout_ns);
 
+/* The calling thread's kernel task id (cached; reset in a forked child). */
+long rl_current_tid(void);
+
 /* 1 when a non-blocking wait could report nothing: no SQE queued, no CQE posted and
  * no completion work flagged by the kernel (needs IORING_SETUP_TASKRUN_FLAG). */
 int rl_ring_idle(rl_ring *r);

@@ -29,6 +29,7 @@ cdef extern from "ring.h" nogil:
     io_uring_sqe *rl_ring_sqe(rl_ring *r, int *err)
     int rl_ring_wait(rl_ring *r, long long timeout_ns)
     int rl_ring_idle(rl_ring *r)
+    long rl_current_tid()
     int rl_ring_opcode_supported(rl_ring *r, int opcode)
     void rl_ring_exit(rl_ring *r)
     void io_uring_prep_poll_add(io_uring_sqe *sqe, int fd, unsigned poll_mask)
@@ -109,7 +110,7 @@ cdef class UringBackend(Backend):
     cdef:
         rl_ring r
         list dirty
-        unsigned long owner      # thread that enabled the ring: its only submitter
+        long owner               # kernel task that enabled the ring: its only submitter
         uint32_t next_gen
         bint reaping             # inside _reap: the CQ batch is not yet advanced
         io_uring_cqe *cqes[CQE_BATCH]
@@ -140,7 +141,7 @@ cdef class UringBackend(Backend):
             w.dirty = True
             self.dirty.append(w)
         if (w.want == 0 and w.armed and not self.reaping
-                and self.owner == PyThread_get_thread_ident()):
+                and self.owner == rl_current_tid()):
             # Cancel at once: an armed poll holds a reference to the file, and the user
             # may close the fd right after remove_reader() and expect the peer to see it.
             self._flush(loop)
@@ -152,7 +153,7 @@ cdef class UringBackend(Backend):
         return len(self.dirty) > 0 or io_uring_sq_ready(&self.r.ring) > 0
 
     cdef int prepare_thread(self, CoreLoop loop) except -1:
-        cdef unsigned long me = PyThread_get_thread_ident()
+        cdef long me = rl_current_tid()
         cdef int ret
         if self.owner == me:
             return 0
@@ -209,11 +210,12 @@ cdef class UringBackend(Backend):
         else:
             with nogil:
                 ret = rl_ring_wait(&self.r, ns)
-        if ret < 0:
-            if ret == -EINTR:
-                PyErr_CheckSignals()
-            else:
-                raise os_error(-ret)
+        if ret < 0 and ret != -EINTR:
+            raise os_error(-ret)
+        if ns != 0:
+            # io_uring_enter that also submitted returns the submitted count, not
+            # -EINTR, when a signal ends its wait: run Python's handlers regardless.
+            PyErr_CheckSignals()
         return self._reap(loop)
 
     cdef int _reap(self, CoreLoop loop) except -1:
