@@ -134,14 +134,22 @@ def _exercise(loop):
 @pytest.mark.timeout(30)
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_loop_works_in_forked_child_and_parent(loop):
-    # Use the loop in the parent first, so its kernel state is set up.
+    # Use the loop in the parent first, so its kernel state is set up, and
+    # leave a reader armed across the fork.
     assert _exercise(loop) == ""
+    armed_r, armed_w = os.pipe()
+    armed = []
+    loop.add_reader(armed_r, lambda: (armed.append(os.read(armed_r, 10)), loop.stop()))
+    loop.run_until_complete(asyncio.sleep(0.01))
     sig_r, sig_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never return into pytest
         code = 1
         try:
             os.close(sig_r)
+            # (the parent's armed reader is left alone: with the stdlib loop
+            # the child shares the parent's epoll set, so touching it here
+            # would remove it for the parent too)
             err = _exercise(loop)
             if not err:
                 fut_result = loop.run_until_complete(asyncio.sleep(0.01, "slept"))
@@ -173,6 +181,15 @@ def test_loop_works_in_forked_child_and_parent(loop):
     os.close(sig_r)
     assert os.waitstatus_to_exitcode(status) == 0, msg
     assert msg == "ok"
-    # the parent's loop is unaffected by the child's use and exit
+    # the parent's loop is unaffected by the child's use and exit: the reader
+    # armed before the fork still fires, and new registrations work
+    os.write(armed_w, b"armed")
+    w = loop.call_later(5, loop.stop)
+    loop.run_forever()
+    w.cancel()
+    assert loop.remove_reader(armed_r) is True
+    os.close(armed_r)
+    os.close(armed_w)
+    assert armed == [b"armed"]
     assert _exercise(loop) == ""
     assert loop.run_until_complete(asyncio.sleep(0.01, "parent")) == "parent"

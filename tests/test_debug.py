@@ -1,5 +1,4 @@
 """Debug mode: get/set_debug, PYTHONASYNCIODEBUG, slow callbacks, thread checks."""
-import asyncio
 import logging
 import re
 import threading
