@@ -21,12 +21,12 @@ def test_time_tracks_real_time(loop):
     t0, m0 = loop.time(), time.monotonic()
     time.sleep(0.05)
     t1, m1 = loop.time(), time.monotonic()
-    assert abs((t1 - t0) - (m1 - m0)) < 0.005
+    assert abs((t1 - t0) - (m1 - m0)) < 0.02  # slack for preemption
 
 
 def test_time_uses_the_monotonic_clock(loop):
     # asyncio's loop.time() is time.monotonic(); programs mix the two.
-    assert abs(loop.time() - time.monotonic()) < 0.01
+    assert abs(loop.time() - time.monotonic()) < 0.05
 
 
 def test_time_full_resolution(loop):
@@ -70,7 +70,7 @@ def test_call_later_fires_not_early_and_not_much_late(loop, delay):
         assert fired[0] >= h.when() - 1e-6
         assert fired[0] - t0 >= delay - 1e-6, (
             f"call_later({delay}) fired after {fired[0] - t0:.6f}s")
-        assert fired[0] - t0 < delay + 0.1
+        assert fired[0] - t0 < delay + 0.5  # generous: CI machines stall
 
 
 @pytest.mark.timeout(10)
