@@ -6,10 +6,9 @@ One extension module built from include files (one job each), so the hot path in
 across them: _handles.pxi, _queues.pxi, _backend/*.pxi, _loop.pxi.
 """
 cimport cython
-from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XDECREF
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.stdint cimport uint64_t, int64_t, uint32_t
-from libc.string cimport memset, strerror
 from libc.errno cimport errno, EINTR, EAGAIN, ENOENT, EEXIST, EBADF, EPERM, ENOSYS, EINVAL
 
 import asyncio

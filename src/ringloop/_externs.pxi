@@ -23,10 +23,6 @@ cdef extern from "<unistd.h>" nogil:
     ssize_t write(int fd, const void *buf, size_t count)
     int close(int fd)
 
-cdef extern from "<fcntl.h>" nogil:
-    int fcntl(int fd, int cmd, ...)
-    int F_GETFD
-
 cdef extern from "<sys/stat.h>" nogil:
     struct stat:
         unsigned int st_mode

@@ -3,9 +3,6 @@
 # tuple; the callback runs inside its context with PyContext_Enter/Exit, as
 # Context.run() would, without the bound-method call.
 
-cdef object _copy_context = PyContext_CopyCurrent
-
-
 @cython.freelist(4096)
 cdef class Handle:
     cdef:
