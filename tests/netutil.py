@@ -389,6 +389,26 @@ class Peer:
             out += b
         return bytes(out)
 
+    def recv_eof(self):
+        """Read until EOF; returns what came before it."""
+        out = bytearray()
+        while True:
+            b = self.sock.recv(65536)
+            if not b:
+                return bytes(out)
+            out += b
+
+    # The loop under test may send a transport's data only on its next
+    # iteration, so never block the loop's thread on the peer socket: these
+    # run the blocking call in the default executor.
+    async def arecv(self, n):
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self.recv_exactly, n)
+
+    async def arecv_eof(self):
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self.recv_eof)
+
     def close(self):
         with contextlib.suppress(OSError):
             self.sock.close()
@@ -436,6 +456,29 @@ async def roundtrip(loop, host, port, payload=b"ping", **kwargs):
     await p.lost
     p.check()
     return peer
+
+
+def fake_resolver(monkeypatch, names):
+    """Make socket.getaddrinfo() resolve the made-up host names in ``names``
+    ({name: [(family, sockaddr), ...]}, in that order; the port given to
+    getaddrinfo is ignored); every other name resolves as usual.  asyncio's
+    loop.getaddrinfo() runs socket.getaddrinfo in the executor, so the loop
+    sees these names too."""
+    real = socket.getaddrinfo
+
+    def fake(host, port, family=0, type=0, proto=0, flags=0):
+        if isinstance(host, bytes):
+            host = host.decode()
+        if host in names:
+            out = [(fam, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sa)
+                   for fam, sa in names[host] if family in (0, fam)]
+            if not out:
+                raise socket.gaierror(socket.EAI_NONAME,
+                                      "Name or service not known")
+            return out
+        return real(host, port, family, type, proto, flags)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
 
 
 def fds_count():
