@@ -1,5 +1,6 @@
-"""Build of the compiled core: one extension, ringloop._core, from Cython plus a
-small C file over liburing, linked statically against liburing.a."""
+"""Build of the compiled core: ringloop._core, from Cython plus a small C file over
+liburing (linked statically against liburing.a), and ringloop._transport_bases, the
+C bases that make the Cython transports instances of asyncio's transport classes."""
 import os
 import sys
 
@@ -32,12 +33,19 @@ def extensions():
     core = Extension(
         "ringloop._core",
         sources=["src/ringloop/_core.pyx", "src/ringloop/_backend/ring.c"],
-        include_dirs=["src/ringloop/_backend"],
+        include_dirs=["src/ringloop/_backend", "src/ringloop/_transports"],
         extra_objects=[find_liburing()],
         extra_compile_args=["-O2", "-Wno-unused-function"],
         define_macros=[("_GNU_SOURCE", "1")],
     )
-    return cythonize(
+    # asyncio's transport classes as extension-type bases (see transport_bases.c).
+    transport_bases = Extension(
+        "ringloop._transport_bases",
+        sources=["src/ringloop/_transports/transport_bases.c"],
+        include_dirs=["src/ringloop/_transports"],
+        extra_compile_args=["-O2"],
+    )
+    return [transport_bases] + cythonize(
         [core],
         language_level=3,
         compiler_directives={

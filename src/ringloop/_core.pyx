@@ -3,7 +3,8 @@
 backends (io_uring, epoll) and the loop's run_once.
 
 One extension module built from include files (one job each), so the hot path inlines
-across them: _handles.pxi, _queues.pxi, _backend/*.pxi, _loop.pxi.
+across them: _handles.pxi, _queues.pxi, _backend/*.pxi, _loop.pxi, and the
+transports in _transports/*.pxi.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -25,4 +26,9 @@ include "_queues.pxi"
 include "_backend/common.pxi"
 include "_backend/epoll.pxi"
 include "_backend/uring.pxi"
+include "_transports/sockdefs.pxi"
 include "_loop.pxi"
+include "_transports/bases.pxi"
+include "_transports/stream.pxi"
+include "_transports/listener.pxi"
+include "_transports/sockops.pxi"

@@ -53,11 +53,16 @@ cdef class CoreLoop:
         uint64_t st_iterations, st_callbacks, st_timers_scheduled, st_timers_fired
         uint64_t st_timers_cancelled, st_io_waits, st_io_events, st_threadsafe_wakeups
         int64_t st_wait_ns
+        char *_recv_buf          # the transports' receive buffer (RECV_SIZE), made on first use
+        readonly dict _transports  # fd -> the transport that owns it (asyncio's loop._transports)
+        readonly dict _listeners   # listening fd -> its Listener (servers)
 
     def __cinit__(self, *args, **kwargs):
         ready_init(&self.ready, 1024)
         self._wake_fd = -1
         self._watches = []
+        self._transports = {}
+        self._listeners = {}
         self.slow_callback_duration = 0.1
         self._fork_gen = _fork_generation
 
@@ -74,6 +79,7 @@ cdef class CoreLoop:
     def __dealloc__(self):
         ready_free(&self.ready)
         heap_clear(&self.timers)
+        PyMem_Free(self._recv_buf)
         if self._wake_fd >= 0:
             close(self._wake_fd)
 
@@ -247,16 +253,84 @@ cdef class CoreLoop:
         (<Handle>old).cancel()
         return True
 
+    # The transports' own watches: a Handle made once per transport and direction, put
+    # in (or taken out of) the fd watch without the checks and allocation of add_reader.
+
+    cdef int _watch_fd(self, int fd, bint writer, Handle handle) except -1:
+        cdef FdWatch w
+        self._check_closed()
+        self._check_fork()
+        w = self._watch_for(fd)
+        if writer:
+            w.writer = handle
+        else:
+            w.reader = handle
+        try:
+            self._apply_interest(w)
+        except BaseException:
+            if writer:
+                w.writer = None
+            else:
+                w.reader = None
+            if w.want == 0 and self.watch_at(fd) is w:
+                self._watches[fd] = None
+            raise
+        return 0
+
+    cdef int _unwatch_fd(self, int fd, bint writer) except -1:
+        cdef FdWatch w
+        if self._closed:
+            return 0
+        self._check_fork()
+        w = self.watch_at(fd)
+        if w is None:
+            return 0
+        if writer:
+            w.writer = None
+        else:
+            w.reader = None
+        self._apply_interest(w)
+        return 0
+
+    cdef char *_receive_buffer(self) except NULL:
+        if self._recv_buf == NULL:
+            self._recv_buf = <char *>PyMem_Malloc(RECV_SIZE)
+            if self._recv_buf == NULL:
+                raise MemoryError()
+        return self._recv_buf
+
+    cdef int _drop_watch_handle(self, int fd, bint writer, Handle handle) except -1:
+        # Stop watching fd for `handle`, if it still holds the watch.
+        cdef FdWatch w = self.watch_at(fd)
+        if w is None or (w.writer if writer else w.reader) is not handle:
+            return 0
+        self._clear_watch_handle(fd, writer)
+        return 0
+
+    def _ensure_fd_no_transport(self, fd):
+        # asyncio refuses add_reader & co. on an fd a live transport owns.
+        cdef int fileno
+        if not self._transports:
+            return
+        fileno = self._fd_from(fd)
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f'File descriptor {fd!r} is used by transport {transport!r}')
+
     def add_reader(self, fd, callback, *args):
+        self._ensure_fd_no_transport(fd)
         self._set_watch_handle(fd, False, callback, args)
 
     def remove_reader(self, fd):
+        self._ensure_fd_no_transport(fd)
         return self._clear_watch_handle(fd, False)
 
     def add_writer(self, fd, callback, *args):
+        self._ensure_fd_no_transport(fd)
         self._set_watch_handle(fd, True, callback, args)
 
     def remove_writer(self, fd):
+        self._ensure_fd_no_transport(fd)
         return self._clear_watch_handle(fd, True)
 
     # ---- scheduling -------------------------------------------------------------

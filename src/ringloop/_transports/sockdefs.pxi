@@ -1,0 +1,57 @@
+# C socket calls the transports make directly (socket(7), send(2), recv(2)), instead of
+# going through Python socket objects on the hot path.
+
+cdef extern from "<sys/uio.h>" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+
+cdef extern from "<sys/socket.h>" nogil:
+    struct msghdr:
+        void *msg_name
+        unsigned int msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    ssize_t recv(int fd, void *buf, size_t n, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    ssize_t sendmsg(int fd, const msghdr *msg, int flags)
+    int shutdown(int fd, int how)
+    int accept4(int fd, void *addr, void *addrlen, int flags)
+    enum:
+        MSG_NOSIGNAL
+        MSG_DONTWAIT
+        SHUT_WR
+        SOCK_NONBLOCK
+        SOCK_CLOEXEC
+
+cdef extern from "<errno.h>":
+    enum:
+        EINPROGRESS
+        EMFILE
+        ENFILE
+        ENOBUFS
+        ENOMEM
+        ECONNABORTED
+        EPROTO
+
+cdef extern from "<string.h>" nogil:
+    void *memset(void *s, int c, size_t n)
+
+cdef extern from "Python.h":
+    object PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
+    char *PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+    bint PyBytes_CheckExact(object o)
+
+cdef enum:
+    # Writes gather at most this many buffers per sendmsg() (well under IOV_MAX = 1024).
+    MAX_IOV = 64
+    # Bytes asked of one recv() into the loop's buffer (asyncio's max_size).
+    RECV_SIZE = 256 * 1024
+
+cdef inline bint would_block(int err) noexcept:
+    # EWOULDBLOCK is EAGAIN on Linux.
+    return err == EAGAIN or err == EINTR

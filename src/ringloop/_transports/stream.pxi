@@ -1,0 +1,530 @@
+# StreamTransport: a connected TCP or Unix stream socket, with asyncio's
+# _SelectorSocketTransport semantics (asyncio/selector_events.py is the reference for
+# every message, ordering and flow-control rule below).
+#
+# Readiness drives it on both backends: the loop's fd watch for the socket holds two
+# Handles built once per transport (read, write), so an event costs no allocation.
+# Reads land in the loop's receive buffer (one bytes object per data_received) or,
+# for a BufferedProtocol, straight into the protocol's buffer. Writes are tried at
+# once when nothing is queued; what the kernel does not take is queued (bytes objects,
+# no copy of a bytes argument) and flushed with one sendmsg() per writable event.
+
+import logging as _logging
+import warnings as _warnings
+from asyncio import futures as _aio_futures
+from asyncio import protocols as _aio_protocols
+from asyncio import trsock as _aio_trsock
+from asyncio import constants as _aio_constants
+
+cdef object _logger = _logging.getLogger('asyncio')
+cdef object _BufferedProtocol = _aio_protocols.BufferedProtocol
+cdef object _TransportSocket = _aio_trsock.TransportSocket
+cdef object _set_result_unless_cancelled = _aio_futures._set_result_unless_cancelled
+cdef int _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+cdef bint _PY312 = sys.version_info >= (3, 12)
+
+
+cdef int set_nodelay(sock) except -1:
+    # asyncio sets TCP_NODELAY on every TCP transport (base_events._set_nodelay).
+    if (sock.family in (_socket.AF_INET, _socket.AF_INET6)
+            and sock.type == _socket.SOCK_STREAM
+            and sock.proto == _socket.IPPROTO_TCP):
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+    return 0
+
+
+cdef class StreamTransport(Transport):
+    cdef:
+        CoreLoop _loop
+        object _sock
+        readonly int _sock_fd
+        object _protocol
+        object _server
+        bint _buffered              # the protocol is a BufferedProtocol
+        bint _protocol_connected
+        bint _closing               # close() or a fatal error happened
+        bint _eof                   # write_eof() was called
+        bint _paused                # pause_reading() is in effect
+        bint _reading               # the read handle is in the fd watch
+        bint _writing               # the write handle is in the fd watch
+        bint _protocol_paused       # pause_writing() was called on the protocol
+        int _conn_lost
+        ReadyQueue _wq              # queued bytes objects (owned references)
+        Py_ssize_t _wq_offset       # bytes of the head item already sent
+        Py_ssize_t _wq_size         # bytes queued and not sent
+        Py_ssize_t _high_water, _low_water
+        Handle _read_handle
+        Handle _write_handle
+        object _empty_waiter        # loop.sendfile() waits on it for the queue to drain
+        object __weakref__
+
+    def __cinit__(self):
+        ready_init(&self._wq, 8)
+        self._sock_fd = -1
+
+    def __dealloc__(self):
+        ready_free(&self._wq)
+
+    cdef int _setup(self, CoreLoop loop, sock, protocol, waiter, extra, server) except -1:
+        # _SelectorTransport.__init__ + _SelectorSocketTransport.__init__.
+        self._extra = {} if extra is None else extra
+        self._loop = loop
+        self._extra['socket'] = _TransportSocket(sock)
+        try:
+            self._extra['sockname'] = sock.getsockname()
+        except OSError:
+            self._extra['sockname'] = None
+        if 'peername' not in self._extra:
+            try:
+                self._extra['peername'] = sock.getpeername()
+            except OSError:
+                self._extra['peername'] = None
+        self._sock = sock
+        self._sock_fd = sock.fileno()
+        self.set_protocol(protocol)
+        self._server = server
+        self._set_write_buffer_limits(None, None)
+        self._read_handle = loop._new_handle(self._on_readable, (), None)
+        self._write_handle = loop._new_handle(self._on_writable, (), None)
+        if server is not None:
+            server._attach(self)
+        loop._transports[self._sock_fd] = self
+        set_nodelay(sock)
+        loop.call_soon(protocol.connection_made, self)
+        # Only start reading after connection_made, which may pause reading.
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+        return 0
+
+    def __repr__(self):
+        info = [type(self).__name__]
+        if self._sock is None:
+            info.append('closed')
+        elif self._closing:
+            info.append('closing')
+        info.append(f'fd={self._sock_fd}')
+        if self._loop is not None and not self._loop.is_closed():
+            info.append('read=polling' if self._reading else 'read=idle')
+            state = 'polling' if self._writing else 'idle'
+            info.append(f'write=<{state}, bufsize={self._wq_size}>')
+        return '<{}>'.format(' '.join(info))
+
+    def __del__(self):
+        if self._sock is not None:
+            _warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    # ---- the fd watch -----------------------------------------------------------
+
+    def _start_reading(self):
+        if not self._closing and not self._paused and not self._reading:
+            self._loop._watch_fd(self._sock_fd, False, self._read_handle)
+            self._reading = True
+
+    cdef int _stop_reading(self) except -1:
+        if self._reading:
+            self._reading = False
+            self._loop._unwatch_fd(self._sock_fd, False)
+        return 0
+
+    cdef int _start_writing(self) except -1:
+        if not self._writing:
+            self._loop._watch_fd(self._sock_fd, True, self._write_handle)
+            self._writing = True
+        return 0
+
+    cdef int _stop_writing(self) except -1:
+        if self._writing:
+            self._writing = False
+            self._loop._unwatch_fd(self._sock_fd, True)
+        return 0
+
+    # ---- protocol and state -----------------------------------------------------
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, _BufferedProtocol)
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        return self._protocol
+
+    def is_closing(self):
+        return self._closing
+
+    def is_reading(self):
+        return not self._closing and not self._paused
+
+    def pause_reading(self):
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._stop_reading()
+        if self._loop._debug:
+            _logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop._debug:
+            _logger.debug("%r resumes reading", self)
+
+    # ---- reading ----------------------------------------------------------------
+
+    def _on_readable(self):
+        # The event may have been queued before a pause or close in the same pass.
+        if not self._reading:
+            return
+        if self._buffered:
+            self._read_into_protocol()
+        else:
+            self._read_data()
+
+    cdef int _read_data(self) except -1:
+        cdef char *buf = self._loop._receive_buffer()
+        cdef ssize_t n = recv(self._sock_fd, buf, RECV_SIZE, 0)
+        if n < 0:
+            if not would_block(errno):
+                self._fatal_error(os_error(errno), 'Fatal read error on socket transport')
+            return 0
+        if n == 0:
+            self._on_eof()
+            return 0
+        data = PyBytes_FromStringAndSize(buf, n)
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        return 0
+
+    cdef int _read_into_protocol(self) except -1:
+        cdef Py_buffer view
+        cdef ssize_t n
+        try:
+            buf = self._protocol.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError('get_buffer() returned an empty buffer')
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+            return 0
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+        n = recv(self._sock_fd, view.buf, view.len, 0)
+        PyBuffer_Release(&view)
+        if n < 0:
+            if not would_block(errno):
+                self._fatal_error(os_error(errno), 'Fatal read error on socket transport')
+            return 0
+        if n == 0:
+            self._on_eof()
+            return 0
+        try:
+            self._protocol.buffer_updated(n)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
+        return 0
+
+    cdef int _on_eof(self) except -1:
+        if self._loop._debug:
+            _logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
+            return 0
+        if keep_open:
+            # The peer will send no more; stop polling for reads (half-close).
+            self._stop_reading()
+        else:
+            self.close()
+        return 0
+
+    # ---- writing ----------------------------------------------------------------
+
+    def write(self, data):
+        cdef Py_buffer view
+        cdef ssize_t n
+        cdef Py_ssize_t size
+        if not PyBytes_CheckExact(data) and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f'data argument must be a bytes-like object, '
+                            f'not {type(data).__name__!r}')
+        if self._eof:
+            raise RuntimeError('Cannot call write() after write_eof()')
+        if _PY312 and self._empty_waiter is not None:
+            raise RuntimeError('unable to write; sendfile is in progress')
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                _logger.warning('socket.send() raised exception.')
+            self._conn_lost += 1
+            return
+        if self._wq.count:
+            self._queue(data, 0)
+            return
+        # Nothing queued: try to send at once (asyncio's lowest-latency path).
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        size = view.len
+        n = send(self._sock_fd, view.buf, view.len, MSG_NOSIGNAL)
+        PyBuffer_Release(&view)
+        if n < 0:
+            if not would_block(errno):
+                self._fatal_error(os_error(errno), 'Fatal write error on socket transport')
+                return
+            n = 0
+        if n == size:
+            return
+        self._queue(data, n)
+        self._start_writing()
+
+    def writelines(self, list_of_data):
+        # Queue everything, then hand it to the kernel in one sendmsg() when nothing
+        # was queued before (asyncio >= 3.12 also sends writelines() in one go).
+        cdef bint was_empty = self._wq.count == 0
+        for data in list_of_data:
+            if was_empty and not self._conn_lost and not self._eof and self._wq.count == 0:
+                # write() validates exactly as asyncio and may send at once.
+                self.write(data)
+                was_empty = self._wq.count == 0
+            else:
+                self.write(data)
+
+    cdef int _queue(self, data, Py_ssize_t already_sent) except -1:
+        # Keep a bytes object as it is; copy a mutable or sliced buffer, since the
+        # caller may change it after write() returns.
+        if not PyBytes_CheckExact(data):
+            data = bytes(data)
+        if self._wq.count == 0:
+            self._wq_offset = already_sent
+        self._wq_size += PyBytes_GET_SIZE(data) - already_sent
+        ready_push(&self._wq, data)
+        self._maybe_pause_protocol()
+        return 0
+
+    def _on_writable(self):
+        if not self._writing:
+            return
+        self._flush()
+
+    cdef int _flush(self) except -1:
+        cdef iovec iov[MAX_IOV]
+        cdef msghdr msg
+        cdef Py_ssize_t i, k, n_iov
+        cdef PyObject *item
+        cdef ssize_t n
+        if self._conn_lost:
+            return 0
+        n_iov = self._wq.count if self._wq.count < MAX_IOV else MAX_IOV
+        for i in range(n_iov):
+            item = self._wq.items[(self._wq.head + i) & (self._wq.cap - 1)]
+            iov[i].iov_base = PyBytes_AS_STRING(<object>item)
+            iov[i].iov_len = PyBytes_GET_SIZE(<object>item)
+        iov[0].iov_base = <char *>iov[0].iov_base + self._wq_offset
+        iov[0].iov_len -= self._wq_offset
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = iov
+        msg.msg_iovlen = n_iov
+        n = sendmsg(self._sock_fd, &msg, MSG_NOSIGNAL)
+        if n < 0:
+            if would_block(errno):
+                return 0
+            err = os_error(errno)
+            self._stop_writing()
+            self._clear_queue()
+            self._fatal_error(err, 'Fatal write error on socket transport')
+            if self._empty_waiter is not None and not self._empty_waiter.done():
+                self._empty_waiter.set_exception(err)
+            return 0
+        self._consume(n)
+        self._maybe_resume_protocol()
+        if self._wq.count == 0:
+            self._stop_writing()
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_result(None)
+            if self._closing:
+                self._call_connection_lost(None)
+            elif self._eof:
+                shutdown(self._sock_fd, SHUT_WR)
+        return 0
+
+    cdef int _consume(self, Py_ssize_t n) except -1:
+        # Drop n sent bytes from the head of the queue.
+        cdef PyObject *item
+        cdef Py_ssize_t left
+        self._wq_size -= n
+        while n > 0:
+            item = self._wq.items[self._wq.head]
+            left = PyBytes_GET_SIZE(<object>item) - self._wq_offset
+            if n < left:
+                self._wq_offset += n
+                return 0
+            n -= left
+            self._wq_offset = 0
+            Py_DECREF(<object>ready_pop(&self._wq))
+        return 0
+
+    cdef int _clear_queue(self) except -1:
+        ready_clear(&self._wq)
+        self._wq_offset = 0
+        self._wq_size = 0
+        return 0
+
+    def write_eof(self):
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._wq.count:
+            self._sock.shutdown(_socket.SHUT_WR)
+
+    def can_write_eof(self):
+        return True
+
+    # ---- flow control (transports._FlowControlMixin) ----------------------------
+
+    cdef int _set_write_buffer_limits(self, high, low) except -1:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+        self._high_water = high
+        self._low_water = low
+        return 0
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        self._set_write_buffer_limits(high, low)
+        self._maybe_pause_protocol()
+
+    def get_write_buffer_limits(self):
+        return (self._low_water, self._high_water)
+
+    def get_write_buffer_size(self):
+        return self._wq_size
+
+    cdef int _maybe_pause_protocol(self) except -1:
+        if self._wq_size <= self._high_water or self._protocol_paused:
+            return 0
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                'message': 'protocol.pause_writing() failed',
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        return 0
+
+    cdef int _maybe_resume_protocol(self) except -1:
+        if not self._protocol_paused or self._wq_size > self._low_water:
+            return 0
+        self._protocol_paused = False
+        try:
+            self._protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                'message': 'protocol.resume_writing() failed',
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        return 0
+
+    # ---- closing ----------------------------------------------------------------
+
+    def close(self):
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._wq.count:
+            self._conn_lost += 1
+            self._stop_writing()
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self):
+        self._force_close(None)
+
+    cdef int _fatal_error(self, exc, str message) except -1:
+        if isinstance(exc, OSError):
+            if self._loop._debug:
+                _logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        self._force_close(exc)
+        return 0
+
+    cdef int _force_close(self, exc) except -1:
+        if self._conn_lost:
+            return 0
+        if self._wq.count:
+            self._clear_queue()
+            self._stop_writing()
+        if not self._closing:
+            self._closing = True
+            self._stop_reading()
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+        return 0
+
+    def _call_connection_lost(self, exc):
+        loop = self._loop
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            self._stop_reading()
+            self._stop_writing()
+            if loop is not None and loop._transports.get(self._sock_fd) is self:
+                del loop._transports[self._sock_fd]
+            self._sock.close()
+            self._sock = None
+            self._protocol = None
+            self._loop = None
+            self._read_handle = None
+            self._write_handle = None
+            if self._empty_waiter is not None and not self._empty_waiter.done():
+                self._empty_waiter.set_exception(
+                    ConnectionError("Connection is closed by peer"))
+            server = self._server
+            if server is not None:
+                server._detach(self)
+                self._server = None
+
+    # ---- loop.sendfile() support (the loop pauses this transport's writes) ------
+
+    def _make_empty_waiter(self):
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if not self._wq.count:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self):
+        self._empty_waiter = None
+
+    @property
+    def _sendfile_compatible(self):
+        return _aio_constants._SendfileMode.TRY_NATIVE
