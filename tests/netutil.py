@@ -423,6 +423,45 @@ class Peer:
         self.close()
 
 
+async def open_tcp_pair(loop, factory=None, *, small_buffers=False, **kw):
+    """create_connection() to a plain listener; returns (transport,
+    protocol, Peer).  small_buffers: 64 KiB SO_RCVBUF on the peer and
+    SO_SNDBUF on the transport's socket, so that a few hundred KiB fill the
+    kernel and the rest stays in the transport's buffer."""
+    lsock = tcp_listener(rcvbuf=65536 if small_buffers else None)
+    try:
+        tr, p = await loop.create_connection(factory or (lambda: Proto(loop)),
+                                             *lsock.getsockname(), **kw)
+        peer = Peer(accept(lsock))
+    finally:
+        lsock.close()
+    if small_buffers:
+        tr.get_extra_info("socket").setsockopt(socket.SOL_SOCKET,
+                                               socket.SO_SNDBUF, 65536)
+    return tr, p, peer
+
+
+@pytest.fixture
+def tcp_pair(loop):
+    """``await tcp_pair(**kw)`` -> (transport, protocol, Peer), see
+    open_tcp_pair().  Teardown closes the peers (and, if a failed test left
+    one open, aborts the transport so the next tests are not disturbed)."""
+    made = []
+
+    async def make(factory=None, **kw):
+        tr, p, peer = await open_tcp_pair(loop, factory, **kw)
+        made.append((tr, p, peer))
+        return tr, p, peer
+
+    yield make
+    for tr, p, peer in made:
+        peer.close()
+        if not tr.is_closing() and not loop.is_closed():
+            with contextlib.suppress(Exception):
+                tr.abort()
+                loop.run_until_complete(asyncio.sleep(0.05))
+
+
 def rst_close(sock):
     """Close with SO_LINGER {on, 0}: the peer gets a RST, not a FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
