@@ -36,7 +36,7 @@ cdef int set_nodelay(sock) except -1:
 cdef class StreamTransport(Transport):
     cdef:
         CoreLoop _loop
-        object _sock
+        readonly object _sock
         readonly int _sock_fd
         object _protocol
         object _server
@@ -47,7 +47,7 @@ cdef class StreamTransport(Transport):
         bint _paused                # pause_reading() is in effect
         bint _reading               # the read handle is in the fd watch
         bint _writing               # the write handle is in the fd watch
-        bint _protocol_paused       # pause_writing() was called on the protocol
+        readonly bint _protocol_paused  # pause_writing() was called on the protocol
         int _conn_lost
         ReadyQueue _wq              # queued bytes objects (owned references)
         Py_ssize_t _wq_offset       # bytes of the head item already sent
@@ -67,6 +67,8 @@ cdef class StreamTransport(Transport):
 
     cdef int _setup(self, CoreLoop loop, sock, protocol, waiter, extra, server) except -1:
         # _SelectorTransport.__init__ + _SelectorSocketTransport.__init__.
+        # A protocol without connection_made fails here, before anything is registered.
+        connection_made = protocol.connection_made
         self._extra = {} if extra is None else extra
         self._loop = loop
         self._extra['socket'] = _TransportSocket(sock)
@@ -90,7 +92,7 @@ cdef class StreamTransport(Transport):
             server._attach(self)
         loop._transports[self._sock_fd] = self
         set_nodelay(sock)
-        loop.call_soon(protocol.connection_made, self)
+        loop.call_soon(connection_made, self)
         # Only start reading after connection_made, which may pause reading.
         loop.call_soon(self._start_reading)
         if waiter is not None:
