@@ -5,6 +5,8 @@ not-running event loop. Imports happen inside the factories so that a worker
 process only imports the implementation it measures.
 """
 import asyncio
+import importlib
+import sys
 
 # Order is the order of columns in reports and of measurements within a round.
 IMPLEMENTATIONS = [
@@ -45,18 +47,32 @@ def is_ringloop(name):
     return name.startswith("ringloop-")
 
 
+def _import(module):
+    """Import a baseline's module. A virtualenv without it (the project's .venv has
+    uvloop but not rloop) falls back to the site-packages of the interpreter the
+    venv was made from, which is the same CPython build."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if sys.prefix == sys.base_prefix:
+            raise
+        import sysconfig
+
+        base = sysconfig.get_paths(vars={"base": sys.base_prefix,
+                                         "platbase": sys.base_exec_prefix})
+        extra = [p for p in (base["purelib"], base["platlib"]) if p not in sys.path]
+        if not extra:
+            raise
+        sys.path.extend(extra)
+        return importlib.import_module(module)
+
+
 def factory(name):
     """Return a zero-argument callable creating a new loop of implementation `name`."""
     if name == "asyncio":
         return asyncio.new_event_loop
-    if name == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    if name == "rloop":
-        import rloop
-
-        return rloop.new_event_loop
+    if name in ("uvloop", "rloop"):
+        return _import(name).new_event_loop
     if is_ringloop(name):
         import ringloop
 
@@ -70,10 +86,9 @@ def describe(name, loop):
     info = {"impl": name, "loop_type": f"{type(loop).__module__}.{type(loop).__qualname__}"}
     module = {"asyncio": None, "uvloop": "uvloop", "rloop": "rloop"}.get(name, "ringloop")
     if module:
-        import importlib
-
         mod = importlib.import_module(module)
         info["version"] = getattr(mod, "__version__", "?")
+        info["path"] = getattr(mod, "__file__", None)
     if is_ringloop(name):
         info["backend"] = getattr(loop, "backend_name", "?")
     elif name == "asyncio":
