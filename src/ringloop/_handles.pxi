@@ -14,6 +14,10 @@ cdef class Handle:
         object _repr
         readonly object _source_traceback
         object __weakref__
+        # TimerHandle's fields live here: Cython gives a subclass its base's freelist
+        # only when both have the same size, and timers churn as fast as callbacks.
+        readonly double _when
+        readonly bint _scheduled
 
     def __init__(self, callback, args, loop, context=None):
         self._callback = callback
@@ -93,9 +97,7 @@ cdef class Handle:
 
 
 cdef class TimerHandle(Handle):
-    cdef:
-        readonly double _when
-        readonly bint _scheduled
+    # Adds no fields (see Handle), so it shares Handle's freelist.
 
     def __init__(self, when, callback, args, loop, context=None):
         Handle.__init__(self, callback, args, loop, context)
