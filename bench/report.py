@@ -175,3 +175,85 @@ def counters_table(results, impls):
     if not rows:
         return None
     return _table(["impl", "benchmark"] + [f"{k}/1k ops" for k in STAT_KEYS] + ["waiting"], rows)
+
+
+# --- net suite: rows are "<workload> <style>", ops are messages (or connections) ---
+
+def _net_cell(value, rounds, fmt):
+    if value is not None:
+        return fmt(value)
+    return "failed" if rounds else "–"
+
+
+def _us(ns):
+    us = ns / 1e3
+    return f"{us:.2f}" if us < 10 else f"{us:.1f}"
+
+
+def net_cpu_table(summary, results, impls):
+    """Server CPU µs per message, with baseline/ringloop CPU ratios (> 1: ringloop better)."""
+    cols = ratio_columns(impls)
+    header = (["server CPU µs/msg"] + impls
+              + [f"{short(i)}/{b} (CPU)" for i, b in cols])
+    rows = []
+    for row, s in summary.items():
+        cells = [_net_cell(s["loop_cpu_ns_per_op"][impl], results[row][impl], _us)
+                 for impl in impls]
+        for impl, base in cols:
+            x = s["cpu_ratios"].get(f"{impl}/{base}")
+            cells.append(f"{x:.2f}x" if x is not None else "–")
+        rows.append([row] + cells)
+    return _table(header, rows)
+
+
+LOADGEN_BOUND = 0.9  # a load generator this busy may have capped the rate
+
+
+def _loadgen_busy(rounds):
+    ok = good_rounds(rounds)
+    return statistics.median(r["loadgen_busy"] for r in ok) if ok else None
+
+
+def net_rate_table(summary, results, impls, units):
+    """Messages (connections) per second, with ringloop/baseline ratios (> 1: ringloop
+    faster). A rate marked * was measured with the load generator >= LOADGEN_BOUND
+    busy, so the load generator may have capped it."""
+    cols = ratio_columns(impls)
+    header = ["throughput"] + impls + [f"{short(i)}/{b}" for i, b in cols]
+    rows = []
+    for row, s in summary.items():
+        cells = [_net_cell(s["median_ops_per_s"][impl], results[row][impl], si)
+                 + ("*" if (_loadgen_busy(results[row][impl]) or 0) >= LOADGEN_BOUND else "")
+                 for impl in impls]
+        for impl, base in cols:
+            x = s["ratios"].get(f"{impl}/{base}")
+            cells.append(f"{x:.2f}x" if x is not None else "–")
+        rows.append([f"{row} ({units[row]}/s)"] + cells)
+    return _table(header, rows)
+
+
+def net_floor_table(summary, rows, impls, floor="C floor"):
+    """Each implementation's server CPU per message divided by the C floor's."""
+    out = []
+    for row in rows:
+        cpu = summary[row]["loop_cpu_ns_per_op"]
+        out.append([row] + [f"{cpu[impl] / cpu[floor]:.2f}x" if cpu.get(impl) and cpu.get(floor)
+                            else "–" for impl in impls])
+    return _table(["CPU / C floor's CPU"] + impls, out)
+
+
+def net_busy_table(results, impls):
+    """Median share of the window the load generator (and the server) spent on CPU."""
+    out = []
+    for row, by_impl in results.items():
+        cells = []
+        for impl in impls:
+            ok = good_rounds(by_impl.get(impl, []))
+            if not ok:
+                cells.append("–")
+                continue
+            lg = _loadgen_busy(ok)
+            srv = statistics.median(r["server_busy"] for r in ok)
+            cells.append(f"{lg:.0%} ({srv:.0%})")
+        out.append([row] + cells)
+    return _table(["load generator (server) busy"] + impls, out)
