@@ -2,8 +2,11 @@
 
 Keys are test ids relative to ``test.test_asyncio`` (``module.Class.test``);
 a key may be a glob (``*``, ``?``, ``[...]``) -- ``Ringloop*EventLoopTests`` is
-test_events' loop-core class on either backend (RingloopIoUringEventLoopTests,
-RingloopEpollEventLoopTests).  Values are the reason.
+the class the runner puts in place of the selector-loop classes on either
+backend (RingloopIoUringEventLoopTests, RingloopEpollEventLoopTests) in
+test_events, test_sock_lowlevel and test_sendfile; test_server and
+test_buffered_proto get ``Ringloop*StartServerTests`` and
+``Ringloop*BufferedProtocolTests``.  Values are the reason.
 
 A listed test that passes is an *unexpected success* and fails the run, so an
 entry must go as soon as what it waits for lands.  A listed entry that matched
@@ -27,11 +30,12 @@ KNOWN_BUGS(_BY_PYTHON, _BY_BACKEND)
                              is fixed.  These sections must end up empty.
 """
 
-NETWORK = "network transports: issue 3"
+DATAGRAM = ("UDP/datagram endpoints (create_datagram_endpoint): not in the "
+            "stream networking of issue 3, issue 4")
 PIPES = ("pipe/pty transports (connect_read_pipe/connect_write_pipe): not in the "
-         "loop core, upcoming transports issue")
+         "stream networking of issue 3, issue 4")
 SUBPROCESS = ("subprocess transports (subprocess_exec/subprocess_shell): not in "
-              "the loop core, upcoming subprocess issue")
+              "the stream networking of issue 3, issue 4")
 PRIVATE = "tests a private asyncio attribute: "
 
 ENVIRONMENT = {
@@ -41,43 +45,17 @@ ENVIRONMENT_BY_PYTHON = {
 }
 
 EXPECTED_FAILURES = {
-    # -- test_events, loop-core class: networking (create_connection,
-    #    create_server, create_datagram_endpoint, sock_*) is issue 3.
-    "test_events.Ringloop*EventLoopTests.test_create_connection": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_unix_connection": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_ssl_connection": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_ssl_unix_connection": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_connection_local_addr": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_connection_local_addr_skip_different_family": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_connection_local_addr_nomatch_family": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_connection_local_addr_in_use": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_connect_accepted_socket": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_ssl_connect_accepted_socket": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_connect_accepted_socket_ssl_timeout_for_plain_socket": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv4": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv6": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_reuse_port": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_unix_server": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_unix_server_path_socket_error": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_ssl": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_unix_server_ssl": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_verify_failed": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_unix_server_ssl_verify_failed": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_match_failed": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_unix_server_ssl_verified": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_verified": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_sock": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_addr_in_use": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_server_dual_stack": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_server_close": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint_ipv6": NETWORK,
-    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint_sock": NETWORK,
-    # prompt_cancellation awaits loop.sock_recv()
-    "test_events.Ringloop*EventLoopTests.test_prompt_cancellation": NETWORK,
-    # TestServer.test_get_loop calls loop.create_server()
-    "test_events.TestServer.test_get_loop": NETWORK,
+    # -- test_events, loop-core class: UDP.
+    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint": DATAGRAM,
+    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint_ipv6": DATAGRAM,
+    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint_sock": DATAGRAM,
+    # -- test_events, loop-core class: create_server() internals.
+    "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv4":
+        PRIVATE + "patches asyncio.base_events.socket (the socket module as "
+        "base_events' create_server sees it) and mocks loop._start_serving",
+    "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv6":
+        PRIVATE + "patches asyncio.base_events.socket (the socket module as "
+        "base_events' create_server sees it) and mocks loop._start_serving",
     # -- test_events, loop-core class: pipes and ptys.
     "test_events.Ringloop*EventLoopTests.test_read_pipe": PIPES,
     "test_events.Ringloop*EventLoopTests.test_unclosed_pipe_transport": PIPES,
@@ -101,6 +79,11 @@ EXPECTED_FAILURES = {
     "test_events.Ringloop*EventLoopTests.test_subprocess_wait_no_same_group": SUBPROCESS,
     "test_events.Ringloop*EventLoopTests.test_subprocess_exec_invalid_args": SUBPROCESS,
     "test_events.Ringloop*EventLoopTests.test_subprocess_shell_invalid_args": SUBPROCESS,
+    # -- issue 3's modules.
+    # connect_read_pipe() of a pipe a subprocess writes to.
+    "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
+    # sendfile() over a UDP transport made by create_datagram_endpoint().
+    "test_sendfile.Ringloop*EventLoopTests.test_sendfile_not_supported": DATAGRAM,
     # -- test_events, private attributes.
     "test_events.Ringloop*EventLoopTests.test_timeout_rounding":
         PRIVATE + "wraps loop._run_once and reads loop._clock_resolution and "
@@ -118,16 +101,11 @@ EXPECTED_FAILURES = {
         "_py__set_running_loop; ringloop binds the hook at import",
 }
 
-_NETWORK_312 = {
-    "test_events.Ringloop*EventLoopTests.test_create_server_trsock": NETWORK,
-}
-
 EXPECTED_FAILURES_BY_PYTHON = {
-    "3.12": dict(_NETWORK_312),
-    "3.13": dict(_NETWORK_312, **{
+    "3.13": {
         "test_events.Ringloop*EventLoopTests.test_datagram_send_to_non_listening_address":
-            NETWORK,
-    }),
+            DATAGRAM,
+    },
 }
 
 EXPECTED_FAILURES_BY_BACKEND = {
@@ -146,10 +124,33 @@ TESTLOOP_KEEP = {
         "ready deque)",
 }
 
+# SSLProtocol._fatal_error() (handshake failed, or a fatal TLS error) calls
+# self._transport._force_close(exc) on the transport it runs over; ringloop's
+# StreamTransport._force_close is a cdef method, invisible from Python.
+_FORCE_CLOSE = ("BUG: asyncio's SSLProtocol calls transport._force_close(exc) "
+                "on a failed handshake; StreamTransport._force_close is cdef "
+                "(not callable from Python): AttributeError instead of the "
+                "SSLError")
+
 KNOWN_BUGS = {
+    "test_events.Ringloop*EventLoopTests.test_create_ssl_connection": _FORCE_CLOSE,
+    "test_events.Ringloop*EventLoopTests.test_create_ssl_unix_connection": _FORCE_CLOSE,
+    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_verify_failed": _FORCE_CLOSE,
+    "test_events.Ringloop*EventLoopTests.test_create_unix_server_ssl_verify_failed": _FORCE_CLOSE,
+    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_match_failed": _FORCE_CLOSE,
+    "test_streams.StreamTests.test_start_tls":
+        "BUG: loop.start_tls() is missing (AbstractEventLoop's "
+        "NotImplementedError) and StreamTransport has no _start_tls_compatible; "
+        "asyncio's start_tls is SSLProtocol over the transport, like ssl=",
 }
 
 KNOWN_BUGS_BY_PYTHON = {
+    "3.11": {
+        "test_sendfile.Ringloop*EventLoopTests.test_sendfile_prevents_bare_write":
+            "BUG: StreamTransport.write() refuses to write during loop.sendfile() "
+            "only on 3.12+ (_PY312 gate); 3.11's selector transport raises "
+            "RuntimeError('unable to write; sendfile is in progress') too",
+    },
 }
 
 KNOWN_BUGS_BY_BACKEND = {

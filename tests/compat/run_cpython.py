@@ -19,11 +19,19 @@ How ringloop is installed (in a child process per module and loop):
   ``IsolatedAsyncioTestCase`` makes a ringloop loop -- also after a test module
   calls ``asyncio.set_event_loop_policy(None)``.  Every loop the policy makes
   is checked to be a ``ringloop.Loop`` on the requested backend.
-* test_events: the selector-based loop-core classes (``SelectEventLoopTests``,
-  ``EPollEventLoopTests``, ``PollEventLoopTests``) are replaced by one class
-  built from the same mixins whose ``create_event_loop()`` returns
-  ``ringloop.new_event_loop(backend=...)`` (``RingloopIoUringEventLoopTests``
-  or ``RingloopEpollEventLoopTests``; ``StdlibEventLoopTests`` in baseline).
+* Modules whose test classes hard-wire asyncio's selector loop (LOOP_CLASSES):
+  test_events, test_sock_lowlevel and test_sendfile (``SelectEventLoopTests``,
+  ``EPollEventLoopTests``, ``PollEventLoopTests``, each with its
+  ``create_event_loop()``), test_server (``SelectorStartServerTests``) and
+  test_buffered_proto (``BufferedProtocolSelectorTests``, both with
+  ``new_loop()``).  The selector classes are dropped and replaced by ONE class
+  that subclasses one of them (same mixins, same tests) and whose loop factory
+  returns ``ringloop.new_event_loop(backend=...)``:
+  ``RingloopIoUringEventLoopTests`` / ``RingloopEpollEventLoopTests``
+  (``RingloopIoUringStartServerTests``, ``RingloopEpollBufferedProtocolTests``,
+  ...).  In the baseline the same class is built with
+  ``asyncio.SelectorEventLoop()`` (``StdlibEventLoopTests``, ...), so both
+  sides run the same tests.  Proactor/Kqueue classes skip themselves on Linux.
 * Tests that build ``test_utils.TestLoop`` (a fake-time loop on
   ``BaseEventLoop``) or ``asyncio.SelectorEventLoop`` explicitly do not touch
   ringloop.  The runner counts, per test, the loops of each kind it created;
@@ -44,6 +52,7 @@ The exit status is non-zero if any test fails that is not listed.
 import argparse
 import concurrent.futures
 import fnmatch
+import gc
 import json
 import os
 import subprocess
@@ -56,7 +65,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKG = "test.test_asyncio"
 
-# The modules of issue 2 (the loop core). test_context is
+# The modules of issue 2 (the loop core) and issue 3 (networking). test_context is
 # test.test_asyncio.test_context (asyncio.run + decimal contexts);
 # test.test_context is contextvars alone and never touches an event loop.
 DEFAULT_MODULES = [
@@ -73,14 +82,44 @@ DEFAULT_MODULES = [
     "test_context",
     "test_waitfor",
     "test_threads",          # asyncio.to_thread: the loop's default executor
+    # Issue 3: networking (TCP/Unix streams, servers, sock_* API, sendfile).
+    "test_streams",
+    "test_server",
+    "test_sock_lowlevel",
+    "test_sendfile",
+    "test_buffered_proto",
+    "test_protocols",
+    "test_transports",
 ]
 # Present on newer Pythons only; run when the interpreter has them.
 OPTIONAL_MODULES = ["test_eager_task_factory", "test_staggered"]
 
-# test_events classes that hard-wire asyncio's selector loop; replaced by the
-# loop under test (same mixins), so the counts compare like with like.
-SELECTOR_CLASSES = ("SelectEventLoopTests", "EPollEventLoopTests",
-                    "PollEventLoopTests", "KqueueEventLoopTests")
+# Classes that hard-wire asyncio's selector loop, per module.  Each module's
+# selector classes (one per selector: select/poll/epoll/kqueue, or a single
+# "Selector" class) are dropped and replaced by ONE class that subclasses one of
+# them (the template: same mixins, same tests, including any defined in the
+# class body) and overrides its loop factory method to return the loop under
+# test -- a ringloop loop on the backend, or asyncio.SelectorEventLoop() in the
+# baseline -- so the counts compare like with like.
+#   module: (factory method, name suffix, classes to drop (template first))
+_SELECTOR_EVENT_LOOP_TESTS = ("EPollEventLoopTests", "PollEventLoopTests",
+                              "SelectEventLoopTests", "KqueueEventLoopTests")
+LOOP_CLASSES = {
+    "test_events": ("create_event_loop", "EventLoopTests",
+                    _SELECTOR_EVENT_LOOP_TESTS),
+    "test_sock_lowlevel": ("create_event_loop", "EventLoopTests",
+                           _SELECTOR_EVENT_LOOP_TESTS),
+    "test_sendfile": ("create_event_loop", "EventLoopTests",
+                      _SELECTOR_EVENT_LOOP_TESTS),
+    "test_server": ("new_loop", "StartServerTests",
+                    ("SelectorStartServerTests",)),
+    "test_buffered_proto": ("new_loop", "BufferedProtocolTests",
+                            ("BufferedProtocolSelectorTests",)),
+}
+# Backend -> class-name infix: test_events.RingloopIoUringEventLoopTests,
+# test_server.RingloopEpollStartServerTests; the baseline: StdlibEventLoopTests.
+_CLASS_INFIX = {"io_uring": "RingloopIoUring", "epoll": "RingloopEpoll",
+                "stdlib": "Stdlib"}
 
 # Modules whose tests never reach the loop under test: they build their own
 # loops (test_utils.TestLoop, a fake-time BaseEventLoop; or a BaseEventLoop with
@@ -91,6 +130,8 @@ NOT_ON_LOOP = {
     "test_futures": "test_utils.TestLoop (fake time) for every test",
     "test_runners": "its own TestPolicy making a mocked asyncio.BaseEventLoop",
     "test_pep492": "a mocked asyncio.BaseEventLoop",
+    "test_protocols": "asyncio's abstract Protocol classes, with mocks",
+    "test_transports": "asyncio's abstract Transport classes, with a mocked loop",
 }
 # Loop classes of the stdlib that are not a real event loop under test.
 FAKE_LOOPS = ("TestLoop", "BaseEventLoop")
@@ -215,33 +256,40 @@ def _sanity_case(backend, Loop):
     return RingloopSanity("test_loop_is_ringloop")
 
 
-def _events_loop_class(mod, mode, factory):
-    """The loop-core class of test_events for the loop under test."""
-    from test.test_asyncio import utils as test_utils
-
-    mixins = []
-    unix_mixin = getattr(mod, "UnixEventLoopTestsMixin", None)
-    mixins.append(unix_mixin or mod.EventLoopTestsMixin)
-    if hasattr(mod, "SubprocessTestsMixin"):
-        mixins.append(mod.SubprocessTestsMixin)
-    mixins.append(test_utils.TestCase)
+def _replace_loop_classes(mod, modname, mode, factory):
+    """Replace the module's selector-loop classes (LOOP_CLASSES) by one class
+    whose loop factory returns the loop under test; return its name."""
+    spec = LOOP_CLASSES.get(modname)
+    if spec is None:
+        return None
+    method, suffix, names = spec
+    present = [n for n in names if isinstance(getattr(mod, n, None), type)]
+    if not present:
+        raise RuntimeError("compat runner: %s has none of the classes %s any "
+                           "more; update LOOP_CLASSES" % (modname, names))
+    template = getattr(mod, present[0])
+    if method not in template.__dict__:
+        raise RuntimeError("compat runner: %s.%s does not define %s(); update "
+                           "LOOP_CLASSES" % (modname, present[0], method))
+    for n in present:
+        delattr(mod, n)
     if mode == "stdlib":
         import asyncio
-        name = "StdlibEventLoopTests"
 
-        def create_event_loop(self):
+        def make_loop(self):
             return asyncio.SelectorEventLoop()
     else:
-        name = "Ringloop%sEventLoopTests" % {"io_uring": "IoUring",
-                                            "epoll": "Epoll"}[mode]
-
-        def create_event_loop(self):
+        def make_loop(self):
             return factory()
-
-    cls = type(name, tuple(mixins), {"create_event_loop": create_event_loop,
-                                      "__module__": mod.__name__})
+    make_loop.__name__ = method
+    name = _CLASS_INFIX[mode] + suffix
+    cls = type(name, (template,), {method: make_loop,
+                                   "__module__": mod.__name__,
+                                   "__doc__": "%s on %s (compat runner)"
+                                   % (template.__name__, mode)})
     cls.__qualname__ = name
-    return name, cls
+    setattr(mod, name, cls)
+    return name
 
 
 def _substitute_test_loop(mode, factory):
@@ -302,12 +350,11 @@ def child_main(args):
     if args.subst:
         _substitute_test_loop(mode, factory)
 
-    if args.child == "test_events":
-        for cname in SELECTOR_CLASSES:
-            if hasattr(mod, cname):
-                delattr(mod, cname)
-        name, cls = _events_loop_class(mod, mode, factory)
-        setattr(mod, name, cls)
+    try:
+        _replace_loop_classes(mod, args.child, mode, factory)
+    except BaseException:
+        emit(kind="fatal", error=traceback.format_exc())
+        return 3
 
     loader = unittest.TestLoader()
     tests = list(_iter_tests(loader.loadTestsFromModule(mod)))
@@ -396,6 +443,13 @@ def _make_result_class():
             cur, self.cur = self.cur, None
             if cur is None:
                 return
+            if cur["outcome"] in ("fail", "error"):
+                # What the failure's traceback kept alive (a test's open
+                # transports, StreamWriters, files) sits in reference cycles;
+                # finalize it now, or its ResourceWarnings land in the next
+                # test that collects garbage under assertWarns
+                # (test_streams.test_unclosed_resource_warnings).
+                gc.collect()
             self.emit(kind="test", id=cur["id"], outcome=cur["outcome"],
                       detail=cur.get("detail", ""), ring=TRACK.ring,
                       other=TRACK.other,
