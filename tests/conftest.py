@@ -295,6 +295,17 @@ def unmanaged_loop(backend):
     return lambda: _new_loop(backend)
 
 
+# ---------------------------------------------------------------- networking
+
+@pytest.fixture
+def tcp_pair(loop):
+    """``await tcp_pair(factory=None, small_buffers=False, **kw)`` ->
+    (transport, protocol, netutil.Peer): create_connection() on ``loop`` to
+    a plain socket peer.  See tests/netutil.py (open_tcp_pair)."""
+    import netutil
+    yield from netutil.tcp_pair_fixture(loop)
+
+
 # ---------------------------------------------------------------- hang backstop
 
 @pytest.fixture(autouse=True)

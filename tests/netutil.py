@@ -441,9 +441,9 @@ async def open_tcp_pair(loop, factory=None, *, small_buffers=False, **kw):
     return tr, p, peer
 
 
-@pytest.fixture
-def tcp_pair(loop):
-    """``await tcp_pair(**kw)`` -> (transport, protocol, Peer), see
+def tcp_pair_fixture(loop):
+    """Body of the ``tcp_pair`` fixture (tests/conftest.py):
+    ``await tcp_pair(**kw)`` -> (transport, protocol, Peer), see
     open_tcp_pair().  Teardown closes the peers (and, if a failed test left
     one open, aborts the transport so the next tests are not disturbed)."""
     made = []

@@ -3,7 +3,6 @@ import asyncio
 import errno
 import gc
 import socket
-import sys
 
 import pytest
 
@@ -222,13 +221,6 @@ def test_all_errors_success_is_normal(loop, run, echo_server):
                                              all_errors=True)
         await p.close_and_wait()
     run(main())
-
-
-@pytest.mark.skipif(PY312, reason="all_errors exists from 3.12")
-def test_all_errors_unknown_before_312(loop, run, echo_server):
-    with pytest.raises(TypeError):
-        run(loop.create_connection(asyncio.Protocol, *echo_server,
-                                   all_errors=True))
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 timeouts, closing with buffered data and pending reads."""
 import asyncio
 import socket
-import sys
 import time
 
 import pytest
 
 from netutil import (Echo, Factory, Proto, pattern, roundtrip, rst_close,
-                     settle, shutdown, tcp_pair)  # noqa: F401 (fixture)
+                     settle, shutdown)
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from netutil import (Echo, Factory, Proto, pattern, settle, shutdown,
-                     tcp_pair, until)  # noqa: F401 (fixture)
+                     until)
 
 HIGH = 256 * 1024
 LOW = 64 * 1024

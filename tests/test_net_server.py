@@ -4,11 +4,10 @@ import errno
 import itertools
 import select
 import socket
-import sys
 
 import pytest
 
-from netutil import (HAS_IPV6, PY313, WAIT_CLOSED_WAITS_FOR_CLIENTS, Echo,
+from netutil import (PY313, WAIT_CLOSED_WAITS_FOR_CLIENTS, Echo,
                      Factory, Proto, free_port, needs_ipv6, roundtrip,
                      settle, shutdown, tcp_nodelay, until)
 
@@ -529,16 +528,6 @@ def test_abort_clients(loop, run):
             await p.lost
             p.check()
         await asyncio.wait_for(server.wait_closed(), 5)
-    run(main())
-
-
-@pytest.mark.skipif(PY313, reason="3.13 has close_clients()/abort_clients()")
-def test_no_close_clients_before_313(loop, run):
-    async def main():
-        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
-        assert not hasattr(server, "close_clients")
-        assert not hasattr(server, "abort_clients")
-        await shutdown(server)
     run(main())
 
 

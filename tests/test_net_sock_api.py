@@ -2,13 +2,12 @@
 loop.sendfile()."""
 import asyncio
 import errno
-import os
 import socket
 
 import pytest
 
 from netutil import (Peer, accept, free_port, pattern, rst_close, settle,
-                     tcp_listener, tcp_pair)  # noqa: F401 (fixture)
+                     tcp_listener)
 
 pytestmark = pytest.mark.timeout(20)
 

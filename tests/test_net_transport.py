@@ -5,8 +5,8 @@ import socket
 
 import pytest
 
-from netutil import (BufProto, Proto, collect_exceptions, pattern, settle,
-                     tcp_nodelay, tcp_pair, until)  # noqa: F401 (fixture)
+from netutil import (BufProto, Factory, Proto, collect_exceptions, pattern,
+                     settle, shutdown, tcp_nodelay, until)
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -230,6 +230,25 @@ def test_write_after_close_is_ignored(loop, run, tcp_pair):
     run(main())
 
 
+def test_write_after_close_warns_after_a_few(loop, run, tcp_pair, caplog):
+    """Writes to a closed transport are dropped silently at first; after a
+    few (asyncio: LOG_THRESHOLD_FOR_CONNLOST_WRITES) a warning is logged on
+    the "asyncio" logger (not raised)."""
+    async def main():
+        tr, p, peer = await tcp_pair()
+        tr.close()
+        await p.lost
+        with caplog.at_level("WARNING", logger="asyncio"):
+            tr.write(b"1")
+            assert not [r for r in caplog.records if r.name == "asyncio"]
+            for _ in range(10):
+                tr.write(b"more")
+        warnings = [r for r in caplog.records
+                    if r.name == "asyncio" and r.levelname == "WARNING"]
+        assert warnings
+    run(main())
+
+
 def test_close_from_data_received(loop, run, tcp_pair):
     class CloseOnData(Proto):
         def data_received(self, data):
@@ -329,6 +348,22 @@ def test_data_received_gets_bytes(loop, run, tcp_pair):
         await p.wait_bytes(3)
         assert p.violations == []  # bytes (not bytearray/memoryview), non-empty
         await p.close_and_wait()
+    run(main())
+
+
+def test_pause_resume_reading_after_close_are_noops(loop, run, tcp_pair):
+    async def main():
+        tr, p, peer = await tcp_pair()
+        tr.close()
+        assert not tr.is_reading()
+        tr.pause_reading()
+        tr.resume_reading()
+        assert not tr.is_reading()
+        await p.lost
+        tr.pause_reading()
+        tr.resume_reading()
+        assert not tr.is_reading()
+        p.check()
     run(main())
 
 
@@ -463,6 +498,83 @@ def test_get_set_protocol(loop, run, tcp_pair):
         await p2.lost
         assert p1.calls["lost"] == 0
         assert p2.calls["made"] == 0
+    run(main())
+
+
+def test_set_protocol_to_buffered_protocol(loop, run, tcp_pair):
+    """Switching to a BufferedProtocol switches the transport to
+    get_buffer()/buffer_updated() reads."""
+    async def main():
+        tr, p1, peer = await tcp_pair()
+        peer.sock.sendall(b"first")
+        await p1.wait_bytes(5)
+        bp = BufProto(loop, bufsize=64)
+        tr.set_protocol(bp)
+        peer.sock.sendall(b"second, buffered")
+        await until(lambda: len(bp.data) == 16)
+        assert bytes(bp.data) == b"second, buffered"
+        assert bp.calls["get_buffer"] >= 1
+        assert bytes(p1.data) == b"first"
+        peer.sock.shutdown(socket.SHUT_WR)
+        await bp.eof
+        assert await bp.lost is None
+        assert p1.calls["lost"] == 0
+    run(main())
+
+
+def test_write_in_connection_made(loop, run):
+    """Both ends may write from connection_made; nothing is lost, even data
+    that arrives before create_connection() returns."""
+    class Greeter(Proto):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.write(b"hello from " + self.name)
+
+    class ServerGreeter(Greeter):
+        name = b"server"
+
+    class ClientGreeter(Greeter):
+        name = b"client"
+
+    async def main():
+        f = Factory(loop, ServerGreeter)
+        server = await loop.create_server(f, "127.0.0.1", 0)
+        tr, p = await loop.create_connection(lambda: ClientGreeter(loop),
+                                             *server.sockets[0].getsockname())
+        sp = await f.get(0)
+        assert await p.wait_bytes(17) == b"hello from server"
+        assert await sp.wait_bytes(17) == b"hello from client"
+        tr.close()
+        await p.lost
+        await sp.lost
+        p.check()
+        sp.check(eof=True)
+        await shutdown(server, f)
+    run(main())
+
+
+def test_server_protocol_closes_in_connection_made(loop, run):
+    """A server protocol may refuse a connection by closing it at once; the
+    client sees EOF, the server keeps serving."""
+    class Refuse(Proto):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.close()
+
+    async def main():
+        f = Factory(loop, Refuse)
+        server = await loop.create_server(f, "127.0.0.1", 0)
+        addr = server.sockets[0].getsockname()
+        for i in range(3):
+            tr, p = await loop.create_connection(lambda: Proto(loop), *addr)
+            await p.eof
+            assert await p.lost is None
+            p.check(eof=True)
+            sp = await f.get(i)
+            assert await sp.lost is None
+            sp.check(eof=False)
+        assert server.is_serving()
+        await shutdown(server, f)
     run(main())
 
 
