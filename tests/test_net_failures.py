@@ -1,6 +1,7 @@
 """Failure paths: resets, broken pipes, EMFILE on accept, connect
 timeouts, closing with buffered data and pending reads."""
 import asyncio
+import select
 import socket
 import time
 
@@ -173,7 +174,10 @@ def _full_listener():
         except BlockingIOError:
             pass
         fillers.append(c)
-    time.sleep(0.1)
+    # one of them completes and fills the queue (backlog 0 holds one)
+    _, w, _ = select.select([], fillers, [], 5)
+    assert w, "no connection completed"
+    time.sleep(0.05)
     return lsock, fillers
 
 
