@@ -249,6 +249,24 @@ def test_write_after_close_warns_after_a_few(loop, run, tcp_pair, caplog):
     run(main())
 
 
+def test_write_after_close_while_flushing_is_sent(loop, run, tcp_pair):
+    """asyncio quirk: close() with data still buffered does not stop later
+    write()s from being queued behind it (they are sent before the FIN);
+    only once the connection is lost are writes dropped."""
+    async def main():
+        tr, p, peer = await tcp_pair(small_buffers=True)
+        data = pattern(BIG)
+        tr.write(data)
+        assert tr.get_write_buffer_size() > 0
+        tr.close()
+        tr.write(b"TAIL")
+        peer.start_reader()
+        assert await peer.wait_done() == data + b"TAIL"
+        assert await p.lost is None
+        p.check()
+    run(main())
+
+
 def test_close_from_data_received(loop, run, tcp_pair):
     class CloseOnData(Proto):
         def data_received(self, data):
@@ -630,6 +648,26 @@ def test_eof_received_exception_is_fatal(loop, run, tcp_pair):
         assert isinstance(exc, ZeroDivisionError)
         assert [type(c.get("exception")) for c in errors] == [ZeroDivisionError]
         p.check(eof=True)
+    run(main())
+
+
+def test_connection_made_exception_goes_to_handler(loop, run, tcp_pair):
+    """An exception from connection_made() goes to the loop's exception
+    handler; the connection is not closed and works on."""
+    class Raiser(Proto):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            raise ValueError("from connection_made")
+
+    async def main():
+        errors = collect_exceptions(loop)
+        tr, p, peer = await tcp_pair(lambda: Raiser(loop))
+        assert [type(c.get("exception")) for c in errors] == [ValueError]
+        assert not tr.is_closing()
+        peer.sock.sendall(b"still open")
+        assert await p.wait_bytes(10) == b"still open"
+        await p.close_and_wait()
+        p.check()
     run(main())
 
 
