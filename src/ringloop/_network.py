@@ -113,6 +113,35 @@ class NetworkMixin:
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
 
+    async def start_tls(self, transport, protocol, sslcontext, *, server_side=False,
+                        server_hostname=None, ssl_handshake_timeout=None,
+                        ssl_shutdown_timeout=None):
+        if _ssl is None:
+            raise RuntimeError('Python ssl module is not available')
+        if not isinstance(sslcontext, _ssl.SSLContext):
+            raise TypeError(f'sslcontext is expected to be an instance of ssl.SSLContext, '
+                            f'got {sslcontext!r}')
+        if not getattr(transport, '_start_tls_compatible', False):
+            raise TypeError(f'transport {transport!r} is not supported by start_tls()')
+        waiter = self.create_future()
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
+        # Paused until SSLProtocol.connection_made has run, so it sees no data first.
+        transport.pause_reading()
+        transport.set_protocol(ssl_protocol)
+        connection_made = self.call_soon(ssl_protocol.connection_made, transport)
+        resume = self.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            connection_made.cancel()
+            resume.cancel()
+            raise
+        return ssl_protocol._app_transport
+
     async def _create_connection_transport(self, sock, protocol_factory, ssl,
                                            server_hostname, server_side=False,
                                            ssl_handshake_timeout=None,

@@ -127,30 +127,10 @@ TESTLOOP_KEEP = {
 # SSLProtocol._fatal_error() (handshake failed, or a fatal TLS error) calls
 # self._transport._force_close(exc) on the transport it runs over; ringloop's
 # StreamTransport._force_close is a cdef method, invisible from Python.
-_FORCE_CLOSE = ("BUG: asyncio's SSLProtocol calls transport._force_close(exc) "
-                "on a failed handshake; StreamTransport._force_close is cdef "
-                "(not callable from Python): AttributeError instead of the "
-                "SSLError")
-
 KNOWN_BUGS = {
-    "test_events.Ringloop*EventLoopTests.test_create_ssl_connection": _FORCE_CLOSE,
-    "test_events.Ringloop*EventLoopTests.test_create_ssl_unix_connection": _FORCE_CLOSE,
-    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_verify_failed": _FORCE_CLOSE,
-    "test_events.Ringloop*EventLoopTests.test_create_unix_server_ssl_verify_failed": _FORCE_CLOSE,
-    "test_events.Ringloop*EventLoopTests.test_create_server_ssl_match_failed": _FORCE_CLOSE,
-    "test_streams.StreamTests.test_start_tls":
-        "BUG: loop.start_tls() is missing (AbstractEventLoop's "
-        "NotImplementedError) and StreamTransport has no _start_tls_compatible; "
-        "asyncio's start_tls is SSLProtocol over the transport, like ssl=",
 }
 
 KNOWN_BUGS_BY_PYTHON = {
-    "3.11": {
-        "test_sendfile.Ringloop*EventLoopTests.test_sendfile_prevents_bare_write":
-            "BUG: StreamTransport.write() refuses to write during loop.sendfile() "
-            "only on 3.12+ (_PY312 gate); 3.11's selector transport raises "
-            "RuntimeError('unable to write; sendfile is in progress') too",
-    },
 }
 
 KNOWN_BUGS_BY_BACKEND = {

@@ -21,7 +21,6 @@ cdef object _BufferedProtocol = _aio_protocols.BufferedProtocol
 cdef object _TransportSocket = _aio_trsock.TransportSocket
 cdef object _set_result_unless_cancelled = _aio_futures._set_result_unless_cancelled
 cdef int _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
-cdef bint _PY312 = sys.version_info >= (3, 12)
 
 
 cdef int set_nodelay(sock) except -1:
@@ -262,7 +261,7 @@ cdef class StreamTransport(Transport):
                             f'not {type(data).__name__!r}')
         if self._eof:
             raise RuntimeError('Cannot call write() after write_eof()')
-        if _PY312 and self._empty_waiter is not None:
+        if self._empty_waiter is not None:
             raise RuntimeError('unable to write; sendfile is in progress')
         if not data:
             return
@@ -463,7 +462,7 @@ cdef class StreamTransport(Transport):
     def abort(self):
         self._force_close(None)
 
-    cdef int _fatal_error(self, exc, str message) except -1:
+    cpdef int _fatal_error(self, exc, str message='Fatal error on transport') except -1:
         if isinstance(exc, OSError):
             if self._loop._debug:
                 _logger.debug("%r: %s", self, message, exc_info=True)
@@ -477,7 +476,8 @@ cdef class StreamTransport(Transport):
         self._force_close(exc)
         return 0
 
-    cdef int _force_close(self, exc) except -1:
+    # Python-visible as well: asyncio's SSLProtocol calls transport._force_close().
+    cpdef int _force_close(self, exc) except -1:
         if self._conn_lost:
             return 0
         if self._wq.count:
@@ -526,6 +526,9 @@ cdef class StreamTransport(Transport):
 
     def _reset_empty_waiter(self):
         self._empty_waiter = None
+
+    # loop.start_tls() may run asyncio's SSLProtocol over this transport.
+    _start_tls_compatible = True
 
     @property
     def _sendfile_compatible(self):
