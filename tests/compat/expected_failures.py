@@ -4,9 +4,9 @@ Keys are test ids relative to ``test.test_asyncio`` (``module.Class.test``);
 a key may be a glob (``*``, ``?``, ``[...]``) -- ``Ringloop*EventLoopTests`` is
 the class the runner puts in place of the selector-loop classes on either
 backend (RingloopIoUringEventLoopTests, RingloopEpollEventLoopTests) in
-test_events, test_sock_lowlevel and test_sendfile; test_server and
-test_buffered_proto get ``Ringloop*StartServerTests`` and
-``Ringloop*BufferedProtocolTests``.  Values are the reason.
+test_events, test_sock_lowlevel and test_sendfile; test_server, test_buffered_proto and test_sslproto get
+``Ringloop*StartServerTests``, ``Ringloop*BufferedProtocolTests`` and
+``Ringloop*StartTLSTests``.  Values are the reason.
 
 A listed test that passes is an *unexpected success* and fails the run, so an
 entry must go as soon as what it waits for lands.  A listed entry that matched
@@ -124,9 +124,6 @@ TESTLOOP_KEEP = {
         "ready deque)",
 }
 
-# SSLProtocol._fatal_error() (handshake failed, or a fatal TLS error) calls
-# self._transport._force_close(exc) on the transport it runs over; ringloop's
-# StreamTransport._force_close is a cdef method, invisible from Python.
 KNOWN_BUGS = {
 }
 

@@ -21,17 +21,18 @@ How ringloop is installed (in a child process per module and loop):
   is checked to be a ``ringloop.Loop`` on the requested backend.
 * Modules whose test classes hard-wire asyncio's selector loop (LOOP_CLASSES):
   test_events, test_sock_lowlevel and test_sendfile (``SelectEventLoopTests``,
-  ``EPollEventLoopTests``, ``PollEventLoopTests``, each with its
-  ``create_event_loop()``), test_server (``SelectorStartServerTests``) and
-  test_buffered_proto (``BufferedProtocolSelectorTests``, both with
-  ``new_loop()``).  The selector classes are dropped and replaced by ONE class
-  that subclasses one of them (same mixins, same tests) and whose loop factory
-  returns ``ringloop.new_event_loop(backend=...)``:
-  ``RingloopIoUringEventLoopTests`` / ``RingloopEpollEventLoopTests``
-  (``RingloopIoUringStartServerTests``, ``RingloopEpollBufferedProtocolTests``,
-  ...).  In the baseline the same class is built with
-  ``asyncio.SelectorEventLoop()`` (``StdlibEventLoopTests``, ...), so both
-  sides run the same tests.  Proactor/Kqueue classes skip themselves on Linux.
+  ``EPollEventLoopTests``, ``PollEventLoopTests``, with
+  ``create_event_loop()``); test_server (``SelectorStartServerTests``),
+  test_buffered_proto (``BufferedProtocolSelectorTests``) and test_sslproto
+  (``SelectorStartTLSTests``), with ``new_loop()``.  The selector classes are
+  dropped and replaced by ONE class that subclasses one of them (same mixins,
+  same tests) and whose loop factory returns
+  ``ringloop.new_event_loop(backend=...)``: ``RingloopIoUringEventLoopTests``
+  / ``RingloopEpollEventLoopTests`` (``RingloopIoUringStartServerTests``,
+  ``RingloopEpollBufferedProtocolTests``, ...).  In the baseline the same class
+  is built with ``asyncio.SelectorEventLoop()`` (``StdlibEventLoopTests``,
+  ...), so both sides run the same tests.  Proactor/Kqueue classes skip
+  themselves on Linux.
 * Tests that build ``test_utils.TestLoop`` (a fake-time loop on
   ``BaseEventLoop``) or ``asyncio.SelectorEventLoop`` explicitly do not touch
   ringloop.  The runner counts, per test, the loops of each kind it created;
@@ -90,6 +91,10 @@ DEFAULT_MODULES = [
     "test_buffered_proto",
     "test_protocols",
     "test_transports",
+    # TLS as far as issue 3 goes: ssl= on create_connection/create_server and
+    # start_tls(), i.e. asyncio's SSLProtocol over ringloop's stream transport.
+    "test_ssl",
+    "test_sslproto",
 ]
 # Present on newer Pythons only; run when the interpreter has them.
 OPTIONAL_MODULES = ["test_eager_task_factory", "test_staggered"]
@@ -115,6 +120,7 @@ LOOP_CLASSES = {
                     ("SelectorStartServerTests",)),
     "test_buffered_proto": ("new_loop", "BufferedProtocolTests",
                             ("BufferedProtocolSelectorTests",)),
+    "test_sslproto": ("new_loop", "StartTLSTests", ("SelectorStartTLSTests",)),
 }
 # Backend -> class-name infix: test_events.RingloopIoUringEventLoopTests,
 # test_server.RingloopEpollStartServerTests; the baseline: StdlibEventLoopTests.
@@ -784,7 +790,12 @@ def main(argv=None):
                    help="run on the stdlib loop instead of ringloop")
     p.add_argument("--all-loops", action="store_true",
                    help="stdlib baseline and both ringloop backends")
-    p.add_argument("-j", "--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    # Two children per core: most modules sleep or wait on sockets more than
+    # they compute (test_ssl, test_taskgroups), and the run is bounded by
+    # test_tasks anyway.
+    p.add_argument("-j", "--jobs", type=int,
+                   default=min(4, 2 * (os.cpu_count() or 1)),
+                   help="children in parallel (default: 2 per core, at most 4)")
     p.add_argument("--test-timeout", type=float, default=60.0,
                    help="seconds one test may take before it counts as hung")
     p.add_argument("--module-timeout", type=float, default=600.0,
@@ -864,7 +875,8 @@ def main(argv=None):
              len(modules), args.jobs, workdir), flush=True)
 
     # Longest first, so the two workers finish together.
-    weight = {"test_events": 0, "test_tasks": 1, "test_locks": 2}
+    weight = {"test_events": 0, "test_tasks": 1, "test_ssl": 2,
+              "test_taskgroups": 3, "test_sslproto": 4}
     jobs = [(m, mode) for m in sorted(modules, key=lambda m: weight.get(m, 9))
             for mode in modes]
     results = {}
