@@ -30,12 +30,11 @@ KNOWN_BUGS(_BY_PYTHON, _BY_BACKEND)
                              is fixed.  These sections must end up empty.
 """
 
-DATAGRAM = ("UDP/datagram endpoints (create_datagram_endpoint): not in the "
-            "stream networking of issue 3, issue 4")
-PIPES = ("pipe/pty transports (connect_read_pipe/connect_write_pipe): not in the "
-         "stream networking of issue 3, issue 4")
-SUBPROCESS = ("subprocess transports (subprocess_exec/subprocess_shell): not in "
-              "the stream networking of issue 3, issue 4")
+DATAGRAM = ("UDP/datagram endpoints (create_datagram_endpoint): issue 4 "
+            "(issue 3 is TCP/Unix streams)")
+PIPES = "pipe/pty transports (connect_read_pipe/connect_write_pipe): issue 4"
+SUBPROCESS = ("subprocess transports (subprocess_exec/subprocess_shell): "
+              "issue 4")
 PRIVATE = "tests a private asyncio attribute: "
 
 ENVIRONMENT = {
