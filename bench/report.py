@@ -257,3 +257,15 @@ def net_busy_table(results, impls):
             cells.append(f"{lg:.0%} ({srv:.0%})")
         out.append([row] + cells)
     return _table(["load generator (server) busy"] + impls, out)
+
+
+def net_spread_table(results, impls):
+    """(max - min) / median of the server CPU per message over the rounds."""
+    out = []
+    for row, by_impl in results.items():
+        cells = []
+        for impl in impls:
+            v = [r["loop_cpu_ns"] / r["ops"] for r in good_rounds(by_impl.get(impl, []))]
+            cells.append(f"{(max(v) - min(v)) / statistics.median(v):.0%}" if len(v) > 1 else "–")
+        out.append([row] + cells)
+    return _table(["CPU/msg: (max-min)/median"] + impls, out)

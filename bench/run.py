@@ -415,9 +415,14 @@ def main_net(args, argv):
         out += ["", f"Server CPU per message as a multiple of the C floor's "
                     f"(`{net.FLOOR_STYLE}` style):", "",
                 report.net_floor_table(summary, floor_rows, available)]
-    out += ["", "Load generator busy (its CPU time / window) and, in brackets, server busy; "
-                "median over rounds. Below 100% the load generator waited for the server:", "",
+    out += ["", "Load generator busy and, in brackets, server busy: CPU time / the part of the "
+                "window in which no other process held its CPU; median over rounds. Below 100% "
+                "the load generator waited for the server:", "",
             report.net_busy_table(results, columns),
+            "", "Spread of the server CPU per message over the rounds (the whole machine gets "
+                "faster or slower from one round to the next; interleaving makes every "
+                "implementation see the same rounds):", "",
+            report.net_spread_table(results, columns),
             "", "Implementations: " + "; ".join(
                 f"{impl} {info.get('version', '')} ({info.get('backend', info.get('loop_type'))})"
                 .replace("  ", " ") for impl, info in impl_info.items()),

@@ -165,8 +165,10 @@ def summarize(r, info):
         "wall_ns": window,
         "ops_per_s": r["messages"] / (window / 1e9),
         "loop_cpu_ns": r["server_cpu_ns"],       # the server process, user + system
-        "server_busy": r["server_cpu_ns"] / window,
-        "loadgen_busy": r["loadgen_cpu_ns"] / window,
+        # CPU time / the part of the window the process was not kept off its CPU
+        # by another process: near 100% means it never waited for its peer.
+        "server_busy": r["server_cpu_ns"] / max(1, window - r["server_wait_ns"]),
+        "loadgen_busy": r["loadgen_cpu_ns"] / max(1, window - r["loadgen_wait_ns"]),
         # Share of the window in which neither side waited for its CPU (another
         # process ran there); the runner re-measures when it is low.
         "undisturbed": 1 - max(r["server_wait_ns"], r["loadgen_wait_ns"]) / window,
