@@ -202,17 +202,11 @@ cdef class CoreLoop:
             raise os_error(EPERM)
         return 0
 
-    cdef _set_watch_handle(self, fileobj, bint writer, callback, tuple args):
-        cdef int fd
-        cdef FdWatch w
-        self._check_closed()
-        fd = self._fd_from(fileobj)
-        self._check_fork()
-        handle = self._new_handle(callback, args, None)
-        w = self.watch_at(fd)
-        if w is None or w.want == 0:
-            self._check_watchable(fd)
-        w = self._watch_for(fd)
+    cdef object _swap_handle(self, int fd, bint writer, handle):
+        # Put `handle` (or None) in fd's watch for one direction and tell the backend;
+        # if the backend refuses, the watch is left as it was. Returns the handle it
+        # replaced. Every add/remove of a reader or writer goes through here.
+        cdef FdWatch w = self._watch_for(fd)
         old = w.writer if writer else w.reader
         if writer:
             w.writer = handle
@@ -228,6 +222,19 @@ cdef class CoreLoop:
             if w.want == 0 and self.watch_at(fd) is w:
                 self._watches[fd] = None
             raise
+        return old
+
+    cdef _set_watch_handle(self, fileobj, bint writer, callback, tuple args):
+        cdef int fd
+        cdef FdWatch w
+        self._check_closed()
+        fd = self._fd_from(fileobj)
+        self._check_fork()
+        handle = self._new_handle(callback, args, None)
+        w = self.watch_at(fd)
+        if w is None or w.want == 0:
+            self._check_watchable(fd)
+        old = self._swap_handle(fd, writer, handle)
         if old is not None:
             (<Handle>old).cancel()
         return handle
@@ -245,11 +252,7 @@ cdef class CoreLoop:
         old = w.writer if writer else w.reader
         if old is None:
             return False
-        if writer:
-            w.writer = None
-        else:
-            w.reader = None
-        self._apply_interest(w)
+        self._swap_handle(fd, writer, None)
         (<Handle>old).cancel()
         return True
 
@@ -257,39 +260,17 @@ cdef class CoreLoop:
     # in (or taken out of) the fd watch without the checks and allocation of add_reader.
 
     cdef int _watch_fd(self, int fd, bint writer, Handle handle) except -1:
-        cdef FdWatch w
         self._check_closed()
         self._check_fork()
-        w = self._watch_for(fd)
-        if writer:
-            w.writer = handle
-        else:
-            w.reader = handle
-        try:
-            self._apply_interest(w)
-        except BaseException:
-            if writer:
-                w.writer = None
-            else:
-                w.reader = None
-            if w.want == 0 and self.watch_at(fd) is w:
-                self._watches[fd] = None
-            raise
+        self._swap_handle(fd, writer, handle)
         return 0
 
     cdef int _unwatch_fd(self, int fd, bint writer) except -1:
-        cdef FdWatch w
         if self._closed:
             return 0
         self._check_fork()
-        w = self.watch_at(fd)
-        if w is None:
-            return 0
-        if writer:
-            w.writer = None
-        else:
-            w.reader = None
-        self._apply_interest(w)
+        if self.watch_at(fd) is not None:
+            self._swap_handle(fd, writer, None)
         return 0
 
     cdef char *_receive_buffer(self) except NULL:

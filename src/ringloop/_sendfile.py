@@ -4,12 +4,17 @@ that way. asyncio's semantics (base_events.py, unix_events.py, selector_events.p
 the same argument checks, errors, fallback rules and file-position update.
 """
 import errno
+import functools
 import io
 import os
 import socket
 from asyncio import constants, exceptions
 
-_FALLBACK_CHUNK = constants.SENDFILE_FALLBACK_READBUFFER_SIZE
+from ringloop import _core
+
+# asyncio's chunk sizes: sock_sendfile's fallback, and loop.sendfile's over a transport.
+_SOCK_FALLBACK_CHUNK = constants.SENDFILE_FALLBACK_READBUFFER_SIZE
+_TRANSPORT_FALLBACK_CHUNK = 16384
 
 
 def _check_sendfile_args(sock, file, offset, count):
@@ -122,7 +127,8 @@ class SendfileMixin:
                 try:
                     n = os.sendfile(fd, fileno, offset + sent, block)
                 except (BlockingIOError, InterruptedError):
-                    await self._sock_wait_writable(sock)
+                    # The same readiness wait as the sock_* coroutines.
+                    await _core._wait_and_retry(self, sock, True, _writable)
                     continue
                 except OSError as exc:
                     if sent == 0:
@@ -142,19 +148,12 @@ class SendfileMixin:
             if sent > 0:
                 os.lseek(fileno, offset + sent, os.SEEK_SET)
 
-    async def _sock_wait_writable(self, sock):
-        fut = self.create_future()
-        fd = sock.fileno()
-        self.add_writer(fd, _set_done, fut)
-        try:
-            await fut
-        finally:
-            self.remove_writer(fd)
-
-    async def _sock_sendfile_fallback(self, sock, file, offset, count):
+    async def _copy_file(self, file, offset, count, chunk_size, send):
+        """Read `file` from `offset` (at most `count` bytes) in chunks on the executor
+        and await send(chunk) for each; the file position ends after what was sent."""
         if offset:
             file.seek(offset)
-        block = min(count, _FALLBACK_CHUNK) if count else _FALLBACK_CHUNK
+        block = min(count, chunk_size) if count else chunk_size
         buf = bytearray(block)
         sent = 0
         try:
@@ -162,17 +161,20 @@ class SendfileMixin:
                 if count:
                     block = min(count - sent, block)
                     if block <= 0:
-                        break
+                        return sent
                 view = memoryview(buf)[:block]
                 n = await self.run_in_executor(None, file.readinto, view)
                 if not n:
-                    break
-                await self.sock_sendall(sock, view[:n])
+                    return sent
+                await send(view[:n])
                 sent += n
-            return sent
         finally:
             if sent > 0 and hasattr(file, 'seek'):
                 file.seek(offset + sent)
+
+    async def _sock_sendfile_fallback(self, sock, file, offset, count):
+        return await self._copy_file(file, offset, count, _SOCK_FALLBACK_CHUNK,
+                                     functools.partial(self.sock_sendall, sock))
 
     async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True):
         if transport.is_closing():
@@ -209,31 +211,17 @@ class SendfileMixin:
             self._transports[fd] = transport
 
     async def _sendfile_fallback(self, transport, file, offset, count):
-        if offset:
-            file.seek(offset)
-        block = min(count, 16384) if count else 16384
-        buf = bytearray(block)
-        sent = 0
         writer = _PausedWriter(transport, self)
+
+        async def send(chunk):
+            await writer.drain()
+            transport.write(chunk)
+
         try:
-            while True:
-                if count:
-                    block = min(count - sent, block)
-                    if block <= 0:
-                        return sent
-                view = memoryview(buf)[:block]
-                n = await self.run_in_executor(None, file.readinto, view)
-                if not n:
-                    return sent
-                await writer.drain()
-                transport.write(view[:n])
-                sent += n
+            return await self._copy_file(file, offset, count, _TRANSPORT_FALLBACK_CHUNK, send)
         finally:
-            if sent > 0 and hasattr(file, 'seek'):
-                file.seek(offset + sent)
             await writer.restore()
 
 
-def _set_done(fut):
-    if not fut.done():
-        fut.set_result(None)
+def _writable():
+    return None

@@ -132,33 +132,30 @@ async def loop_sock_recv_into(CoreLoop self, sock, buf):
                                  lambda: _or_would_block(recv_into(sock, buf)))
 
 
-async def loop_sock_recvfrom(CoreLoop self, sock, bufsize):
-    check_sock(self, sock)
+async def _now_or_when_ready(CoreLoop loop, sock, bint writer, attempt):
+    # The operation at once; if it would block, again each time the socket is ready.
     try:
-        return sock.recvfrom(bufsize)
+        return attempt()
     except (BlockingIOError, InterruptedError):
         pass
-    return await _wait_and_retry(self, sock, False, lambda: sock.recvfrom(bufsize))
+    return await _wait_and_retry(loop, sock, writer, attempt)
+
+
+async def loop_sock_recvfrom(CoreLoop self, sock, bufsize):
+    check_sock(self, sock)
+    return await _now_or_when_ready(self, sock, False, lambda: sock.recvfrom(bufsize))
 
 
 async def loop_sock_recvfrom_into(CoreLoop self, sock, buf, nbytes=0):
     check_sock(self, sock)
     if not nbytes:
         nbytes = len(buf)
-    try:
-        return sock.recvfrom_into(buf, nbytes)
-    except (BlockingIOError, InterruptedError):
-        pass
-    return await _wait_and_retry(self, sock, False, lambda: sock.recvfrom_into(buf, nbytes))
+    return await _now_or_when_ready(self, sock, False, lambda: sock.recvfrom_into(buf, nbytes))
 
 
 async def loop_sock_sendto(CoreLoop self, sock, data, address):
     check_sock(self, sock)
-    try:
-        return sock.sendto(data, address)
-    except (BlockingIOError, InterruptedError):
-        pass
-    return await _wait_and_retry(self, sock, True, lambda: sock.sendto(data, address))
+    return await _now_or_when_ready(self, sock, True, lambda: sock.sendto(data, address))
 
 
 cdef class _SendAll:
@@ -200,11 +197,7 @@ async def loop_sock_accept(CoreLoop self, sock):
         conn.setblocking(False)
         return conn, address
 
-    try:
-        return attempt()
-    except (BlockingIOError, InterruptedError):
-        pass
-    return await _wait_and_retry(self, sock, False, attempt)
+    return await _now_or_when_ready(self, sock, False, attempt)
 
 
 async def loop_sock_connect(CoreLoop self, sock, address):

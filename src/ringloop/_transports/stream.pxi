@@ -187,12 +187,7 @@ cdef class StreamTransport(Transport):
     cdef int _read_data(self) except -1:
         cdef char *buf = self._loop._receive_buffer()
         cdef ssize_t n = recv(self._sock_fd, buf, RECV_SIZE, 0)
-        if n < 0:
-            if not would_block(errno):
-                self._fatal_error(os_error(errno), 'Fatal read error on socket transport')
-            return 0
-        if n == 0:
-            self._on_eof()
+        if self._received_nothing(n, errno):
             return 0
         data = PyBytes_FromStringAndSize(buf, n)
         try:
@@ -206,6 +201,7 @@ cdef class StreamTransport(Transport):
     cdef int _read_into_protocol(self) except -1:
         cdef Py_buffer view
         cdef ssize_t n
+        cdef int err
         try:
             buf = self._protocol.get_buffer(-1)
             if not len(buf):
@@ -217,13 +213,9 @@ cdef class StreamTransport(Transport):
             return 0
         PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
         n = recv(self._sock_fd, view.buf, view.len, 0)
+        err = errno
         PyBuffer_Release(&view)
-        if n < 0:
-            if not would_block(errno):
-                self._fatal_error(os_error(errno), 'Fatal read error on socket transport')
-            return 0
-        if n == 0:
-            self._on_eof()
+        if self._received_nothing(n, err):
             return 0
         try:
             self._protocol.buffer_updated(n)
@@ -232,6 +224,17 @@ cdef class StreamTransport(Transport):
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
         return 0
+
+    cdef inline bint _received_nothing(self, ssize_t n, int err) except -1:
+        # After recv(2): whether there is no data to hand on. EOF and errors are dealt
+        # with here; would-block (a stale or spurious event) is not an error.
+        if n > 0:
+            return False
+        if n == 0:
+            self._on_eof()
+        elif not would_block(err):
+            self._fatal_error(os_error(err), 'Fatal read error on socket transport')
+        return True
 
     cdef int _on_eof(self) except -1:
         if self._loop._debug:
@@ -289,16 +292,10 @@ cdef class StreamTransport(Transport):
         self._start_writing()
 
     def writelines(self, list_of_data):
-        # Queue everything, then hand it to the kernel in one sendmsg() when nothing
-        # was queued before (asyncio >= 3.12 also sends writelines() in one go).
-        cdef bint was_empty = self._wq.count == 0
+        # Each item goes through write(): the same checks, and once something is
+        # queued the rest joins the queue and leaves in one sendmsg() per event.
         for data in list_of_data:
-            if was_empty and not self._conn_lost and not self._eof and self._wq.count == 0:
-                # write() validates exactly as asyncio and may send at once.
-                self.write(data)
-                was_empty = self._wq.count == 0
-            else:
-                self.write(data)
+            self.write(data)
 
     cdef int _queue(self, data, Py_ssize_t already_sent) except -1:
         # Keep a bytes object as it is; copy a mutable or sliced buffer, since the
