@@ -56,6 +56,7 @@ cdef class CoreLoop:
         char *_recv_buf          # the transports' receive buffer (RECV_SIZE), made on first use
         readonly dict _transports  # fd -> the transport that owns it (asyncio's loop._transports)
         readonly dict _listeners   # listening fd -> its Listener (servers)
+        bytearray _recv_waited     # fd -> 1: its last sock_recv had to wait (sockops.pxi)
 
     def __cinit__(self, *args, **kwargs):
         ready_init(&self.ready, 1024)
@@ -63,6 +64,7 @@ cdef class CoreLoop:
         self._watches = []
         self._transports = {}
         self._listeners = {}
+        self._recv_waited = bytearray()
         self.slow_callback_duration = 0.1
         self._fork_gen = _fork_generation
 
@@ -120,7 +122,7 @@ cdef class CoreLoop:
             self._n_user_watches += 1
         elif old != 0 and want == 0:
             self._n_user_watches -= 1
-        if want == 0 and self.watch_at(w.fd) is w:
+        if want == 0 and not w.registered and self.watch_at(w.fd) is w:
             self._watches[w.fd] = None
         return 0
 
@@ -144,12 +146,6 @@ cdef class CoreLoop:
                 self._apply_interest(w)
             else:
                 ready_push(&self.ready, w.writer)
-        return 0
-
-    cdef int fd_ready_at(self, int fd, uint32_t revents) except -1:
-        cdef FdWatch w = self.watch_at(fd)
-        if w is not None:
-            self.fd_ready(w, revents)
         return 0
 
     cdef _open_wakeup(self):
@@ -202,29 +198,35 @@ cdef class CoreLoop:
             raise os_error(EPERM)
         return 0
 
-    cdef object _swap_handle(self, int fd, bint writer, handle):
+    cdef object _swap_handle(self, int fd, bint writer, handle, bint oneshot=False):
         # Put `handle` (or None) in fd's watch for one direction and tell the backend;
         # if the backend refuses, the watch is left as it was. Returns the handle it
         # replaced. Every add/remove of a reader or writer goes through here.
+        # oneshot: the handle waits for one event only (a sock_* operation).
         cdef FdWatch w = self._watch_for(fd)
-        old = w.writer if writer else w.reader
+        cdef bint old_oneshot
         if writer:
-            w.writer = handle
+            old, old_oneshot = w.writer, w.writer_oneshot
+            w.writer, w.writer_oneshot = handle, oneshot
         else:
-            w.reader = handle
+            old, old_oneshot = w.reader, w.reader_oneshot
+            w.reader, w.reader_oneshot = handle, oneshot
         try:
             self._apply_interest(w)
         except BaseException:
             if writer:
-                w.writer = old
+                w.writer, w.writer_oneshot = old, old_oneshot
             else:
-                w.reader = old
-            if w.want == 0 and self.watch_at(fd) is w:
+                w.reader, w.reader_oneshot = old, old_oneshot
+            if w.want == 0 and not w.registered and self.watch_at(fd) is w:
                 self._watches[fd] = None
             raise
         return old
 
-    cdef _set_watch_handle(self, fileobj, bint writer, callback, tuple args):
+    cdef _set_watch_handle(self, fileobj, bint writer, callback, tuple args,
+                           bint sock_wait=False):
+        # sock_wait: a sock_* operation waiting for one event on a socket it has just
+        # used (so the fstat of _check_watchable can be skipped).
         cdef int fd
         cdef FdWatch w
         self._check_closed()
@@ -232,9 +234,9 @@ cdef class CoreLoop:
         self._check_fork()
         handle = self._new_handle(callback, args, None)
         w = self.watch_at(fd)
-        if w is None or w.want == 0:
+        if not sock_wait and (w is None or w.want == 0):
             self._check_watchable(fd)
-        old = self._swap_handle(fd, writer, handle)
+        old = self._swap_handle(fd, writer, handle, sock_wait)
         if old is not None:
             (<Handle>old).cancel()
         return handle

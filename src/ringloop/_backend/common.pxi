@@ -17,9 +17,21 @@ cdef class FdWatch:
         uint32_t gen            # io_uring: generation of the armed poll
         bint dirty              # io_uring: queued for reconciliation
         bint internal           # the loop's own wake-up fd, not a user reader
+        # A sock_* operation's wait ends after one event; a watch whose handles are
+        # all such waits is "one-shot" (epoll: EPOLLONESHOT, see epoll.pxi).
+        bint reader_oneshot
+        bint writer_oneshot
+        bint registered         # epoll: the kernel has an entry for fd (maybe disarmed)
+        bint kernel_oneshot     # epoll: that entry is EPOLLONESHOT
 
     def __cinit__(self, int fd):
         self.fd = fd
+
+    cdef inline bint oneshot(self):
+        if self.reader is None and self.writer is None:
+            return False        # no handle (or the loop's own wake-up fd)
+        return ((self.reader is None or self.reader_oneshot)
+                and (self.writer is None or self.writer_oneshot))
 
 
 cdef class Backend:

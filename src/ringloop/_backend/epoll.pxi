@@ -2,6 +2,13 @@
 # epoll_ctl so errors (EBADF, EPERM for regular files) reach add_reader's caller,
 # exactly as asyncio's selector does. Waits use epoll_pwait2 (nanosecond timeout,
 # Linux 5.11) and fall back to epoll_wait (milliseconds, rounded up) without it.
+#
+# One-shot watches (only sock_* operations waiting, see FdWatch.oneshot) are
+# registered with EPOLLONESHOT: the kernel disarms the entry when it reports it, so
+# the wait that ends costs no EPOLL_CTL_DEL and the next one re-arms the kept entry
+# with one EPOLL_CTL_MOD (instead of an ADD and a DEL per wait). A disarmed entry
+# reports nothing, not even EPOLLHUP/EPOLLERR (epoll_ctl(2)), so one left behind for
+# a socket closed while another fd still refers to it cannot wake the loop.
 
 cdef extern from "<sys/epoll.h>" nogil:
     union epoll_data_t:
@@ -20,6 +27,7 @@ cdef extern from "<sys/epoll.h>" nogil:
     int EPOLL_CTL_ADD
     int EPOLL_CTL_MOD
     int EPOLL_CTL_DEL
+    int EPOLLONESHOT
 
 
 cdef class EpollBackend(Backend):
@@ -28,11 +36,13 @@ cdef class EpollBackend(Backend):
         epoll_event *events
         int max_events
         bint use_pwait2
+        list fired_oneshot      # one-shot watches reported by the last wait
 
     def __cinit__(self):
         self.epfd = -1
         self.name = "epoll"
         self.use_pwait2 = True
+        self.fired_oneshot = []
         self.max_events = 256
         self.events = <epoll_event *>PyMem_Malloc(self.max_events * sizeof(epoll_event))
         if self.events == NULL:
@@ -47,17 +57,19 @@ cdef class EpollBackend(Backend):
     cdef int update(self, CoreLoop loop, FdWatch w) except -1:
         cdef epoll_event ev
         cdef int op, rc
-        if w.want == w.kernel_mask:
-            return 0
+        cdef bint oneshot = w.oneshot()
+        if w.want == w.kernel_mask and (w.want == 0 or oneshot == w.kernel_oneshot):
+            return 0        # also: a one-shot entry the kernel disarmed stays kept
         if w.want == 0:
             # The fd may already be closed (the kernel then dropped it): not an error,
             # as in selectors.EpollSelector.unregister.
             epoll_ctl(self.epfd, EPOLL_CTL_DEL, w.fd, &ev)
             w.kernel_mask = 0
+            w.registered = False
             return 0
-        ev.events = w.want
+        ev.events = w.want | (EPOLLONESHOT if oneshot else 0)
         ev.data.u64 = <uint64_t>w.fd
-        op = EPOLL_CTL_MOD if w.kernel_mask else EPOLL_CTL_ADD
+        op = EPOLL_CTL_MOD if w.registered else EPOLL_CTL_ADD
         rc = epoll_ctl(self.epfd, op, w.fd, &ev)
         if rc < 0 and op == EPOLL_CTL_MOD and errno == ENOENT:
             # The fd number was closed and reused behind our back: register afresh.
@@ -67,6 +79,20 @@ cdef class EpollBackend(Backend):
         if rc < 0:
             raise os_error(errno)
         w.kernel_mask = w.want
+        w.kernel_oneshot = oneshot
+        w.registered = True
+        return 0
+
+    cdef int _rearm_fired(self, CoreLoop loop) except -1:
+        # A one-shot watch whose handler did not end its wait (the operation would
+        # still block) is armed again before the next wait.
+        cdef FdWatch w
+        cdef list fired = self.fired_oneshot
+        if not fired:
+            return 0
+        self.fired_oneshot = []
+        for w in fired:
+            self.update(loop, w)
         return 0
 
     cdef int wait(self, CoreLoop loop, double timeout) except -1:
@@ -74,6 +100,8 @@ cdef class EpollBackend(Backend):
         cdef timespec ts
         cdef int n, i, ms
         cdef int err = 0
+        cdef FdWatch w
+        self._rearm_fired(loop)
         if self.use_pwait2:
             ts.tv_sec = ns // 1000000000
             ts.tv_nsec = ns % 1000000000
@@ -97,7 +125,13 @@ cdef class EpollBackend(Backend):
                 return 0
             raise os_error(err)
         for i in range(n):
-            loop.fd_ready_at(<int>self.events[i].data.u64, self.events[i].events)
+            w = loop.watch_at(<int>self.events[i].data.u64)
+            if w is None:
+                continue
+            if w.kernel_oneshot:
+                w.kernel_mask = 0       # the kernel disarmed the entry
+                self.fired_oneshot.append(w)
+            loop.fd_ready(w, self.events[i].events)
         if n == self.max_events:
             self._grow()
         return n
@@ -116,8 +150,10 @@ cdef class EpollBackend(Backend):
             close(self.epfd)
             self.epfd = -1
         self._open()
+        self.fired_oneshot = []
         for w in loop.iter_watches():
             (<FdWatch>w).kernel_mask = 0
+            (<FdWatch>w).registered = False
             self.update(loop, <FdWatch>w)
         return 0
 

@@ -247,10 +247,14 @@ cdef class UringBackend(Backend):
         w.armed = False
         w.kernel_mask = 0
         if res < 0:
-            if res == -ECANCELED and w.want:
-                self.update(loop, w)    # cancelled by the kernel (ring teardown): re-arm
-            # Other errors (EBADF: the fd was closed while watched) leave the watch
-            # unarmed, like epoll, which forgets a closed fd.
+            if res == -ECANCELED:
+                if w.want:
+                    self.update(loop, w)    # cancelled by the kernel (ring teardown): re-arm
+                return 0
+            # EBADF: the fd was closed while watched. Wake its handlers as for an
+            # error, so their next operation on it raises instead of waiting forever;
+            # the watch stays unarmed until its interest changes.
+            loop.fd_ready(w, POLLERR)
             return 0
         if w.want:
             self.update(loop, w)        # re-armed after the callbacks of this pass ran

@@ -4,6 +4,11 @@
 # selector_events semantics, which uvloop does not follow: it always waits first).
 # sock_recv/recv_into/sendall call recv(2)/send(2) directly with MSG_DONTWAIT, so a
 # socket left blocking by mistake cannot block the loop.
+#
+# A socket whose last sock_recv found nothing (request/response traffic: the reply is
+# awaited right after the request went out) waits for readiness first next time,
+# saving a recv(2) that would only say EAGAIN; a recv that fills the whole request
+# (bulk traffic: more is likely queued) switches it back to trying first.
 
 cdef object _ssl_socket_type = None
 try:
@@ -77,8 +82,12 @@ cdef Py_ssize_t send_now(int fd, data, Py_ssize_t offset) except -2:
 cdef class _SockRetry:
     # The callback of a sock_* operation that waits for readiness: retries the
     # operation and completes the future, unless it would still block.
+    cdef CoreLoop loop
     cdef object fut
     cdef object attempt
+    cdef int fd
+    cdef bint writer
+    cdef Handle handle
 
     def __call__(self):
         if self.fut.done():
@@ -92,8 +101,13 @@ cdef class _SockRetry:
         except BaseException as exc:
             self.fut.set_exception(exc)
         else:
-            if result is not _WOULD_BLOCK:
-                self.fut.set_result(result)
+            if result is _WOULD_BLOCK:
+                return
+            self.fut.set_result(result)
+        # Stop watching now, in the pass that consumed the event: the awaiting task
+        # resumes only after the next kernel wait, which would otherwise re-arm the
+        # watch (io_uring: a POLL_ADD, then a cancel) for nothing.
+        self.loop._drop_watch_handle(self.fd, self.writer, self.handle)
 
 
 cdef object _WOULD_BLOCK = object()
@@ -103,33 +117,96 @@ async def _wait_and_retry(CoreLoop loop, sock, bint writer, attempt):
     cdef _SockRetry retry = _SockRetry.__new__(_SockRetry)
     fd = sock.fileno()
     loop._ensure_fd_no_transport(fd)
+    retry.loop = loop
+    retry.fd = fd
+    retry.writer = writer
     retry.fut = loop.create_future()
     retry.attempt = attempt
-    handle = loop._set_watch_handle(fd, writer, retry, ())
+    retry.handle = loop._set_watch_handle(fd, writer, retry, (), True)
     try:
         return await retry.fut
     finally:
-        # Cancelled or done: stop watching, unless another operation took the watch.
-        loop._drop_watch_handle(fd, writer, handle)
+        # Cancelled (or failed before the retry ran): stop watching, unless another
+        # operation took the watch.
+        loop._drop_watch_handle(fd, writer, retry.handle)
+
+
+cdef bint recv_waited(CoreLoop loop, int fd):
+    return 0 <= fd < len(loop._recv_waited) and loop._recv_waited[fd]
+
+
+cdef int note_recv(CoreLoop loop, int fd, bint waited) except -1:
+    cdef bytearray bits = loop._recv_waited
+    if fd < 0:
+        return 0
+    if fd >= len(bits):
+        if not waited:
+            return 0
+        bits.extend(bytes(fd + 1 - len(bits)))
+    bits[fd] = waited
+    return 0
+
+
+cdef class _RecvAttempt:
+    # sock_recv / sock_recv_into once: the result, or _WOULD_BLOCK. Notes whether the
+    # result filled the request (see the top of this file).
+    cdef CoreLoop loop
+    cdef object sock
+    cdef object buf           # sock_recv_into's buffer, or None for sock_recv
+    cdef Py_ssize_t size      # sock_recv's size
+
+    def __call__(self):
+        cdef Py_ssize_t got
+        if self.buf is None:
+            result = recv_bytes(self.loop, self.sock, self.size)
+            if result is None:
+                return _WOULD_BLOCK
+            got = len(result)
+            if got == self.size:
+                note_recv(self.loop, self.sock.fileno(), False)
+            return result
+        result = recv_into(self.sock, self.buf)
+        if result is None:
+            return _WOULD_BLOCK
+        if result and result == len(self.buf):
+            note_recv(self.loop, self.sock.fileno(), False)
+        return result
+
+
+cdef _RecvAttempt _recv_attempt(CoreLoop loop, sock, buf, Py_ssize_t size):
+    cdef _RecvAttempt attempt = _RecvAttempt.__new__(_RecvAttempt)
+    cdef Py_buffer view
+    if buf is None and size < 0:
+        raise ValueError("negative buffersize in recv")
+    if buf is not None:
+        # Refuse a read-only buffer now, not after a wait for data.
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+        PyBuffer_Release(&view)
+    attempt.loop = loop
+    attempt.sock = sock
+    attempt.buf = buf
+    attempt.size = size
+    return attempt
+
+
+async def _receive(CoreLoop loop, _RecvAttempt attempt):
+    cdef int fd = attempt.sock.fileno()
+    if fd < 0 or not recv_waited(loop, fd):
+        result = attempt()
+        if result is not _WOULD_BLOCK:
+            return result
+        note_recv(loop, fd, True)
+    return await _wait_and_retry(loop, attempt.sock, False, attempt)
 
 
 async def loop_sock_recv(CoreLoop self, sock, n):
     check_sock(self, sock)
-    data = recv_bytes(self, sock, n)
-    if data is not None:
-        return data
-    return await _wait_and_retry(
-        self, sock, False,
-        lambda: _or_would_block(recv_bytes(self, sock, n)))
+    return await _receive(self, _recv_attempt(self, sock, None, n))
 
 
 async def loop_sock_recv_into(CoreLoop self, sock, buf):
     check_sock(self, sock)
-    n = recv_into(sock, buf)
-    if n is not None:
-        return n
-    return await _wait_and_retry(self, sock, False,
-                                 lambda: _or_would_block(recv_into(sock, buf)))
+    return await _receive(self, _recv_attempt(self, sock, buf, 0))
 
 
 async def _now_or_when_ready(CoreLoop loop, sock, bint writer, attempt):
@@ -183,10 +260,6 @@ async def loop_sock_sendall(CoreLoop self, sock, data):
     job.sent = sent
     job.size = size
     return await _wait_and_retry(self, sock, True, job)
-
-
-cdef object _or_would_block(result):
-    return _WOULD_BLOCK if result is None else result
 
 
 async def loop_sock_accept(CoreLoop self, sock):
