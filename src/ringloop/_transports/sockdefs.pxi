@@ -46,6 +46,34 @@ cdef extern from "Python.h":
     Py_ssize_t PyBytes_GET_SIZE(object o)
     bint PyBytes_CheckExact(object o)
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <sys/socket.h>
+    /* recv(2) of up to `size` bytes straight into a new bytes object, shrunk to what
+     * arrived (as socket.recv does: one copy, by the kernel). None when it would
+     * block; NULL with OSError set when recv fails. */
+    static PyObject *rl_recv_bytes(int fd, Py_ssize_t size) {
+        PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+        ssize_t n;
+        if (data == NULL)
+            return NULL;
+        n = recv(fd, PyBytes_AS_STRING(data), (size_t)size, MSG_DONTWAIT);
+        if (n < 0) {
+            int err = errno;
+            Py_DECREF(data);
+            if (err == EAGAIN || err == EINTR)
+                Py_RETURN_NONE;
+            errno = err;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (n != size && _PyBytes_Resize(&data, n) < 0)
+            return NULL;
+        return data;
+    }
+    """
+    object rl_recv_bytes(int fd, Py_ssize_t size)
+
 cdef enum:
     # Writes gather at most this many buffers per sendmsg() (well under IOV_MAX = 1024).
     MAX_IOV = 64

@@ -36,24 +36,6 @@ cdef int recv_now(int fd, char *buf, Py_ssize_t size) except -2:
     return n
 
 
-cdef object recv_bytes(CoreLoop loop, sock, Py_ssize_t size):
-    # The bytes read, or None when the socket has nothing yet.
-    cdef char *buf
-    cdef int n
-    if size < 0:
-        raise ValueError("negative buffersize in recv")
-    if size > RECV_SIZE:
-        try:
-            return sock.recv(size)
-        except (BlockingIOError, InterruptedError):
-            return None
-    buf = loop._receive_buffer()
-    n = recv_now(sock.fileno(), buf, size)
-    if n < 0:
-        return None
-    return PyBytes_FromStringAndSize(buf, n)
-
-
 cdef object recv_into(sock, buf):
     cdef Py_buffer view
     cdef int n
@@ -158,7 +140,7 @@ cdef class _RecvAttempt:
     def __call__(self):
         cdef Py_ssize_t got
         if self.buf is None:
-            result = recv_bytes(self.loop, self.sock, self.size)
+            result = rl_recv_bytes(self.sock.fileno(), self.size)
             if result is None:
                 return _WOULD_BLOCK
             got = len(result)
