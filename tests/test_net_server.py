@@ -284,6 +284,31 @@ def test_reuse_port_default_off(loop, run):
     run(main())
 
 
+@pytest.mark.parametrize("bind,connect", [
+    ("127.0.0.1", "127.0.0.1"),
+    ("0.0.0.0", "127.0.0.1"),
+    pytest.param("::1", "::1", marks=needs_ipv6),
+    pytest.param("::", "::1", marks=needs_ipv6),
+])
+def test_accepted_addresses(loop, run, bind, connect):
+    """An accepted transport's sockname/peername are what its socket says, for
+    listeners on one address and on the wildcard address (which the loop may know
+    without asking the socket)."""
+    async def main():
+        f = Factory(loop)
+        server = await loop.create_server(f, bind, 0, reuse_address=True)
+        port = server.sockets[0].getsockname()[1]
+        tr, p = await loop.create_connection(lambda: Proto(loop), connect, port)
+        st = (await f.get(0)).transport
+        sock = st.get_extra_info("socket")
+        assert st.get_extra_info("sockname") == sock.getsockname()
+        assert st.get_extra_info("peername") == sock.getpeername()
+        assert st.get_extra_info("peername") == tr.get_extra_info("sockname")
+        tr.close()
+        await shutdown(server, f)
+    run(main())
+
+
 def test_server_side_transport(loop, run):
     """The accepted connection: one protocol per connection, peername is the
     client's address, TCP_NODELAY set, it is an asyncio.Transport."""

@@ -18,6 +18,7 @@ cdef class Listener:
         int backlog
         object ssl_handshake_timeout
         object ssl_shutdown_timeout
+        object local_name       # what getsockname() gives every accepted socket, or None
         Handle handle
         bint watching
         bint active
@@ -25,10 +26,13 @@ cdef class Listener:
 
     def _on_readable(self):
         cdef int conn_fd, err, i
+        cdef sockaddr_storage peer
+        cdef socklen_t peer_len
         if not self.watching:
             return
         for i in range(self.backlog):
-            conn_fd = accept4(self.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)
+            peer_len = sizeof(peer)
+            conn_fd = accept4(self.fd, <sockaddr *>&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC)
             if conn_fd < 0:
                 err = errno
                 # ECONNABORTED: the peer gave up before we accepted (accept(2)).
@@ -56,9 +60,19 @@ cdef class Listener:
             except BaseException:
                 close(conn_fd)
                 raise
-            self._serve(conn)
+            self._serve(conn, self._addresses(&peer))
 
-    cdef int _serve(self, conn) except -1:
+    cdef dict _addresses(self, const sockaddr_storage *peer):
+        # The transport's sockname/peername extra info, without asking the socket.
+        cdef dict extra = {}
+        peername = rl_inet_address(peer)
+        if peername is not None:
+            extra['peername'] = peername
+        if self.local_name is not None:
+            extra['sockname'] = self.local_name
+        return extra
+
+    cdef int _serve(self, conn, dict extra) except -1:
         protocol = None
         transport = None
         try:
@@ -71,7 +85,7 @@ cdef class Listener:
                     ssl_shutdown_timeout=self.ssl_shutdown_timeout)
                 waiter.add_done_callback(_close_on_failed_handshake(transport))
             else:
-                transport = make_stream_transport(self.loop, conn, protocol, None, None,
+                transport = make_stream_transport(self.loop, conn, protocol, None, extra,
                                                   self.server)
         except (SystemExit, KeyboardInterrupt):
             raise
@@ -130,6 +144,18 @@ cdef class _close_on_failed_handshake:
         self.transport = None
 
 
+cdef object _accepted_sockname(sock):
+    # A TCP socket accepted from a listener bound to one address has the listener's
+    # address; one bound to the wildcard address has the address the client chose.
+    if sock.family not in (_socket.AF_INET, _socket.AF_INET6):
+        return None
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return None
+    return None if name[0] in ('0.0.0.0', '::') else name
+
+
 def start_listener(CoreLoop loop, sock, protocol_factory, sslcontext, server, int backlog,
                    ssl_handshake_timeout, ssl_shutdown_timeout):
     cdef Listener listener = Listener.__new__(Listener)
@@ -139,6 +165,7 @@ def start_listener(CoreLoop loop, sock, protocol_factory, sslcontext, server, in
     listener.family = sock.family
     listener.type = sock.type
     listener.proto = sock.proto
+    listener.local_name = _accepted_sockname(sock)
     listener.protocol_factory = protocol_factory
     listener.sslcontext = sslcontext
     listener.server = server

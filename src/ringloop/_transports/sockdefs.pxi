@@ -19,7 +19,10 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t send(int fd, const void *buf, size_t n, int flags)
     ssize_t sendmsg(int fd, const msghdr *msg, int flags)
     int shutdown(int fd, int how)
-    int accept4(int fd, void *addr, void *addrlen, int flags)
+    struct sockaddr:
+        pass
+    int accept4(int fd, sockaddr *addr, unsigned int *addrlen, int flags)
+    int setsockopt(int fd, int level, int name, const void *value, unsigned int size)
     enum:
         MSG_NOSIGNAL
         MSG_DONTWAIT
@@ -73,6 +76,35 @@ cdef extern from *:
     }
     """
     object rl_recv_bytes(int fd, Py_ssize_t size)
+
+cdef extern from *:
+    """
+    #include <arpa/inet.h>
+    #include <netinet/in.h>
+    /* An AF_INET / AF_INET6 address as the socket module gives it: (host, port) or
+     * (host, port, flowinfo, scope_id). None for other families (the caller asks
+     * the socket instead). */
+    static PyObject *rl_inet_address(const struct sockaddr_storage *ss) {
+        char host[INET6_ADDRSTRLEN];
+        if (ss->ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+            return Py_BuildValue("(si)", host, ntohs(a->sin_port));
+        }
+        if (ss->ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+            return Py_BuildValue("(siII)", host, ntohs(a->sin6_port),
+                                 (unsigned int)ntohl(a->sin6_flowinfo),
+                                 (unsigned int)a->sin6_scope_id);
+        }
+        Py_RETURN_NONE;
+    }
+    """
+    struct sockaddr_storage:
+        unsigned short ss_family
+    ctypedef unsigned int socklen_t
+    object rl_inet_address(const sockaddr_storage *ss)
 
 cdef enum:
     # Writes gather at most this many buffers per sendmsg() (well under IOV_MAX = 1024).

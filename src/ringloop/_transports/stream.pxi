@@ -23,12 +23,22 @@ cdef object _set_result_unless_cancelled = _aio_futures._set_result_unless_cance
 cdef int _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 
-cdef int set_nodelay(sock) except -1:
+# socket.socket's family/type/proto properties build an enum member per access
+# (about 0.4 us each); the _socket getters return the plain ints.
+cdef object _raw_family = _socket.socket.family.__get__
+cdef object _raw_type = _socket.socket.type.__get__
+cdef object _raw_proto = _socket.socket.proto.__get__
+
+
+cdef int set_nodelay(sock, int fd) except -1:
     # asyncio sets TCP_NODELAY on every TCP transport (base_events._set_nodelay).
-    if (sock.family in (_socket.AF_INET, _socket.AF_INET6)
-            and sock.type == _socket.SOCK_STREAM
-            and sock.proto == _socket.IPPROTO_TCP):
-        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+    cdef int on = 1
+    cdef int family = _raw_family(sock)
+    if ((family == _socket.AF_INET or family == _socket.AF_INET6)
+            and _raw_type(sock) == _socket.SOCK_STREAM
+            and _raw_proto(sock) == _socket.IPPROTO_TCP):
+        if setsockopt(fd, _socket.IPPROTO_TCP, _socket.TCP_NODELAY, &on, sizeof(on)) < 0:
+            raise os_error(errno)
     return 0
 
 
@@ -71,10 +81,12 @@ cdef class StreamTransport(Transport):
         self._extra = {} if extra is None else extra
         self._loop = loop
         self._extra['socket'] = _TransportSocket(sock)
-        try:
-            self._extra['sockname'] = sock.getsockname()
-        except OSError:
-            self._extra['sockname'] = None
+        # A Listener passes the addresses it already knows (from accept4 and its own).
+        if 'sockname' not in self._extra:
+            try:
+                self._extra['sockname'] = sock.getsockname()
+            except OSError:
+                self._extra['sockname'] = None
         if 'peername' not in self._extra:
             try:
                 self._extra['peername'] = sock.getpeername()
@@ -90,7 +102,7 @@ cdef class StreamTransport(Transport):
         if server is not None:
             server._attach(self)
         loop._transports[self._sock_fd] = self
-        set_nodelay(sock)
+        set_nodelay(sock, self._sock_fd)
         loop.call_soon(connection_made, self)
         # Only start reading after connection_made, which may pause reading.
         loop.call_soon(self._start_reading)
