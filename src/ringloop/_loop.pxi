@@ -357,6 +357,13 @@ cdef class CoreLoop:
         ready_push(&self.ready, h)
         return h
 
+    cdef int _soon(self, callback, tuple args) except -1:
+        # call_soon for the loop's own transports: always on the loop's thread with a
+        # callable, so without the Python call and the debug-mode checks.
+        self._check_closed()
+        ready_push(&self.ready, self._new_handle(callback, args, None))
+        return 0
+
     def call_soon_threadsafe(self, callback, *args, context=None):
         cdef uint64_t one = 1
         self._check_closed()

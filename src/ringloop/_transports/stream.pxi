@@ -103,11 +103,11 @@ cdef class StreamTransport(Transport):
             server._attach(self)
         loop._transports[self._sock_fd] = self
         set_nodelay(sock, self._sock_fd)
-        loop.call_soon(connection_made, self)
+        loop._soon(connection_made, (self,))
         # Only start reading after connection_made, which may pause reading.
-        loop.call_soon(self._start_reading)
+        loop._soon(self._start_reading, ())
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop._soon(_set_result_unless_cancelled, (waiter, None))
         return 0
 
     def __repr__(self):
@@ -466,7 +466,7 @@ cdef class StreamTransport(Transport):
         if not self._wq.count:
             self._conn_lost += 1
             self._stop_writing()
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._loop._soon(self._call_connection_lost, (None,))
 
     def abort(self):
         self._force_close(None)
@@ -496,7 +496,7 @@ cdef class StreamTransport(Transport):
             self._closing = True
             self._stop_reading()
         self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._loop._soon(self._call_connection_lost, (exc,))
         return 0
 
     def _call_connection_lost(self, exc):
