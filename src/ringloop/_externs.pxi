@@ -41,6 +41,7 @@ cdef extern from "<poll.h>" nogil:
         POLLOUT
         POLLERR
         POLLHUP
+        POLLRDHUP       # _GNU_SOURCE (setup.py defines it)
 
 cdef inline double monotonic_now() noexcept nogil:
     # Same clock as time.monotonic(), at full (nanosecond) resolution.

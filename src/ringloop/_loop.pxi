@@ -198,26 +198,27 @@ cdef class CoreLoop:
             raise os_error(EPERM)
         return 0
 
-    cdef object _swap_handle(self, int fd, bint writer, handle, bint oneshot=False):
+    cdef object _swap_handle(self, int fd, bint writer, handle,
+                             unsigned char mode=WATCH_LEVEL):
         # Put `handle` (or None) in fd's watch for one direction and tell the backend;
         # if the backend refuses, the watch is left as it was. Returns the handle it
         # replaced. Every add/remove of a reader or writer goes through here.
-        # oneshot: the handle waits for one event only (a sock_* operation).
+        # mode: how the handle consumes events (WATCH_* in _backend/common.pxi).
         cdef FdWatch w = self._watch_for(fd)
-        cdef bint old_oneshot
+        cdef unsigned char old_mode
         if writer:
-            old, old_oneshot = w.writer, w.writer_oneshot
-            w.writer, w.writer_oneshot = handle, oneshot
+            old, old_mode = w.writer, w.writer_mode
+            w.writer, w.writer_mode = handle, mode
         else:
-            old, old_oneshot = w.reader, w.reader_oneshot
-            w.reader, w.reader_oneshot = handle, oneshot
+            old, old_mode = w.reader, w.reader_mode
+            w.reader, w.reader_mode = handle, mode
         try:
             self._apply_interest(w)
         except BaseException:
             if writer:
-                w.writer, w.writer_oneshot = old, old_oneshot
+                w.writer, w.writer_mode = old, old_mode
             else:
-                w.reader, w.reader_oneshot = old, old_oneshot
+                w.reader, w.reader_mode = old, old_mode
             if w.want == 0 and not w.registered and self.watch_at(fd) is w:
                 self._watches[fd] = None
             raise
@@ -236,7 +237,8 @@ cdef class CoreLoop:
         w = self.watch_at(fd)
         if not sock_wait and (w is None or w.want == 0):
             self._check_watchable(fd)
-        old = self._swap_handle(fd, writer, handle, sock_wait)
+        old = self._swap_handle(fd, writer, handle,
+                                WATCH_ONESHOT if sock_wait else WATCH_LEVEL)
         if old is not None:
             (<Handle>old).cancel()
         return handle
@@ -261,10 +263,11 @@ cdef class CoreLoop:
     # The transports' own watches: a Handle made once per transport and direction, put
     # in (or taken out of) the fd watch without the checks and allocation of add_reader.
 
-    cdef int _watch_fd(self, int fd, bint writer, Handle handle) except -1:
+    cdef int _watch_fd(self, int fd, bint writer, Handle handle,
+                       unsigned char mode=WATCH_LEVEL) except -1:
         self._check_closed()
         self._check_fork()
-        self._swap_handle(fd, writer, handle)
+        self._swap_handle(fd, writer, handle, mode)
         return 0
 
     cdef int _unwatch_fd(self, int fd, bint writer) except -1:

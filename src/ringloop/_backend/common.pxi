@@ -6,6 +6,13 @@
 # event back with loop.fd_ready(watch, revents). Readiness is level-triggered on both
 # backends, as asyncio's add_reader is.
 
+cdef enum:
+    # How a watch's handle consumes readiness (FdWatch.reader_mode / writer_mode).
+    WATCH_LEVEL = 0      # add_reader/add_writer: level-triggered, as asyncio's selectors
+    WATCH_ONESHOT = 1    # a sock_* operation: done after one event
+    WATCH_DRAINS = 2     # a transport: reads until the fd would block, or asks again
+
+
 cdef class FdWatch:
     cdef:
         int fd
@@ -17,21 +24,32 @@ cdef class FdWatch:
         uint32_t gen            # io_uring: generation of the armed poll
         bint dirty              # io_uring: queued for reconciliation
         bint internal           # the loop's own wake-up fd, not a user reader
-        # A sock_* operation's wait ends after one event; a watch whose handles are
-        # all such waits is "one-shot" (epoll: EPOLLONESHOT, see epoll.pxi).
-        bint reader_oneshot
-        bint writer_oneshot
+        # How each direction's handle uses its events (WATCH_* below).
+        unsigned char reader_mode
+        unsigned char writer_mode
         bint registered         # epoll: the kernel has an entry for fd (maybe disarmed)
         bint kernel_oneshot     # epoll: that entry is EPOLLONESHOT
+        bint kernel_multishot   # io_uring: the armed poll is multishot
+        bint peer_closed        # io_uring: a poll reported POLLRDHUP/POLLHUP/POLLERR
 
     def __cinit__(self, int fd):
         self.fd = fd
 
     cdef inline bint oneshot(self):
+        # Every handle is a sock_* operation's wait, which ends after one event
+        # (epoll: EPOLLONESHOT, see epoll.pxi).
         if self.reader is None and self.writer is None:
             return False        # no handle (or the loop's own wake-up fd)
-        return ((self.reader is None or self.reader_oneshot)
-                and (self.writer is None or self.writer_oneshot))
+        return ((self.reader is None or self.reader_mode == WATCH_ONESHOT)
+                and (self.writer is None or self.writer_mode == WATCH_ONESHOT))
+
+    cdef inline bint multishot(self):
+        # Only a reader that drains the fd (a transport) is watched: a notification
+        # per wake-up is enough for it (io_uring: a multishot poll, see uring.pxi).
+        # Not once the peer has closed: a short read does not consume the EOF, so
+        # from then on the reader needs level-triggered events to see it.
+        return (self.writer is None and self.reader is not None
+                and self.reader_mode == WATCH_DRAINS and not self.peer_closed)
 
 
 cdef class Backend:

@@ -1,7 +1,10 @@
 # The io_uring backend. Readiness (add_reader/add_writer) is a one-shot IORING_OP_POLL_ADD
 # per watched fd, re-armed after each event once its callback has run: a one-shot poll
 # checks readiness when it is armed, so this is level-triggered like epoll (a multishot
-# poll fires on wake-ups only, which would lose a partially drained reader).
+# poll fires on wake-ups only, which would lose a partially drained reader). A watch
+# whose reader drains the fd (FdWatch.multishot: transports, listeners) gets a multishot
+# poll instead, which stays armed: no re-arming SQE per event. (IORING_POLL_ADD_LEVEL
+# cannot be combined with IORING_POLL_ADD_MULTI: the kernel answers EINVAL.)
 # Interest changes are batched: the watch is marked dirty and reconciled just before the
 # next io_uring_enter, which submits them together with the wait.
 #
@@ -33,7 +36,8 @@ cdef extern from "ring.h" nogil:
     int rl_ring_opcode_supported(rl_ring *r, int opcode)
     void rl_ring_exit(rl_ring *r)
     void io_uring_prep_poll_add(io_uring_sqe *sqe, int fd, unsigned poll_mask)
-    void io_uring_prep_poll_remove(io_uring_sqe *sqe, uint64_t user_data)
+    void io_uring_prep_poll_multishot(io_uring_sqe *sqe, int fd, unsigned poll_mask)
+    void io_uring_prep_cancel64(io_uring_sqe *sqe, uint64_t user_data, int flags)
     void io_uring_sqe_set_data64(io_uring_sqe *sqe, uint64_t data)
     unsigned io_uring_peek_batch_cqe(io_uring *ring, io_uring_cqe **cqes, unsigned count)
     void io_uring_cq_advance(io_uring *ring, unsigned nr)
@@ -48,6 +52,7 @@ cdef extern from "ring.h" nogil:
         IORING_SETUP_R_DISABLED
         IORING_SETUP_TASKRUN_FLAG
         IORING_FEAT_NODROP
+        IORING_CQE_F_MORE
         IORING_FEAT_EXT_ARG
         IORING_FEAT_FAST_POLL
         IORING_FEAT_NATIVE_WORKERS
@@ -99,7 +104,7 @@ _OPCODE_NAMES = (
     (IORING_OP_TIMEOUT, "TIMEOUT"), (IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"),
     (IORING_OP_PROVIDE_BUFFERS, "PROVIDE_BUFFERS"), (IORING_OP_SPLICE, "SPLICE"),
 )
-REQUIRED_OPCODES = ("POLL_ADD", "POLL_REMOVE")
+REQUIRED_OPCODES = ("POLL_ADD", "ASYNC_CANCEL")
 
 
 cdef list _flag_names(unsigned value, tuple table):
@@ -177,15 +182,20 @@ cdef class UringBackend(Backend):
     cdef int _flush(self, CoreLoop loop) except -1:
         cdef FdWatch w
         cdef io_uring_sqe *sqe
+        cdef bint multishot
         cdef list dirty = self.dirty
         if not dirty:
             return 0
         self.dirty = []
         for w in dirty:
             w.dirty = False
-            if w.armed and w.kernel_mask != w.want:
+            multishot = w.multishot()
+            if w.armed and (w.kernel_mask != w.want or w.kernel_multishot != multishot):
                 sqe = self._sqe()
-                io_uring_prep_poll_remove(sqe, poll_token(w.gen, w.fd))
+                # ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE fails with EALREADY while
+                # a wake-up of the poll is pending (with DEFER_TASKRUN, until our next
+                # io_uring_enter), which leaves a multishot poll armed for good.
+                io_uring_prep_cancel64(sqe, poll_token(w.gen, w.fd), 0)
                 io_uring_sqe_set_data64(sqe, <uint64_t>KIND_IGNORE << 56)
                 w.armed = False
                 w.kernel_mask = 0
@@ -193,10 +203,14 @@ cdef class UringBackend(Backend):
                 self.next_gen = (self.next_gen + 1) & 0xFFFFFF
                 w.gen = self.next_gen
                 sqe = self._sqe()
-                io_uring_prep_poll_add(sqe, w.fd, w.want)
+                if multishot:
+                    io_uring_prep_poll_multishot(sqe, w.fd, w.want | POLLRDHUP)
+                else:
+                    io_uring_prep_poll_add(sqe, w.fd, w.want)
                 io_uring_sqe_set_data64(sqe, poll_token(w.gen, w.fd))
                 w.armed = True
                 w.kernel_mask = w.want
+                w.kernel_multishot = multishot
         return 0
 
     cdef int wait(self, CoreLoop loop, double timeout) except -1:
@@ -234,16 +248,25 @@ cdef class UringBackend(Backend):
                     res = self.cqes[i].res
                     if (ud >> 56) == KIND_POLL:
                         self._poll_done(loop, <int>(ud & 0xFFFFFFFF),
-                                        <uint32_t>((ud >> 32) & 0xFFFFFF), res)
+                                        <uint32_t>((ud >> 32) & 0xFFFFFF), res,
+                                        self.cqes[i].flags & IORING_CQE_F_MORE)
                 io_uring_cq_advance(&self.r.ring, n)
                 total += n
         finally:
             self.reaping = False
 
-    cdef int _poll_done(self, CoreLoop loop, int fd, uint32_t gen, int res) except -1:
+    cdef int _poll_done(self, CoreLoop loop, int fd, uint32_t gen, int res,
+                        bint more) except -1:
+        # more: a multishot poll that stays armed (IORING_CQE_F_MORE).
         cdef FdWatch w = loop.watch_at(fd)
         if w is None or not w.armed or w.gen != gen:
             return 0        # completion of a poll we already cancelled
+        if more:
+            if res & (POLLRDHUP | POLLHUP | POLLERR):
+                w.peer_closed = True
+                self.update(loop, w)    # back to a level-triggered (one-shot) poll
+            loop.fd_ready(w, <uint32_t>res)
+            return 0
         w.armed = False
         w.kernel_mask = 0
         if res < 0:

@@ -35,9 +35,12 @@ cdef class Listener:
             conn_fd = accept4(self.fd, <sockaddr *>&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC)
             if conn_fd < 0:
                 err = errno
-                # ECONNABORTED: the peer gave up before we accepted (accept(2)).
-                if would_block(err) or err == ECONNABORTED:
+                if err == EAGAIN:
                     return
+                # ECONNABORTED: the peer gave up before we accepted (accept(2));
+                # others may still wait behind it.
+                if err == EINTR or err == ECONNABORTED:
+                    continue
                 exc = os_error(err)
                 if err == EMFILE or err == ENFILE or err == ENOBUFS or err == ENOMEM:
                     # Out of fds or memory: the pending connections stay in the
@@ -61,6 +64,10 @@ cdef class Listener:
                 close(conn_fd)
                 raise
             self._serve(conn, self._addresses(&peer))
+        # A backlog's worth accepted and maybe more waiting: the watch reports new
+        # connections only (WATCH_DRAINS), so come back on the next pass.
+        if self.watching:
+            ready_push(&self.loop.ready, self.handle)
 
     cdef dict _addresses(self, const sockaddr_storage *peer):
         # The transport's sockname/peername extra info, without asking the socket.
@@ -107,7 +114,7 @@ cdef class Listener:
 
     cdef int _start_watching(self) except -1:
         if self.active and not self.watching:
-            self.loop._watch_fd(self.fd, False, self.handle)
+            self.loop._watch_fd(self.fd, False, self.handle, WATCH_DRAINS)
             self.watching = True
         return 0
 

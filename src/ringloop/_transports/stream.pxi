@@ -132,7 +132,7 @@ cdef class StreamTransport(Transport):
 
     def _start_reading(self):
         if not self._closing and not self._paused and not self._reading:
-            self._loop._watch_fd(self._sock_fd, False, self._read_handle)
+            self._loop._watch_fd(self._sock_fd, False, self._read_handle, WATCH_DRAINS)
             self._reading = True
 
     cdef int _stop_reading(self) except -1:
@@ -201,6 +201,8 @@ cdef class StreamTransport(Transport):
         cdef ssize_t n = recv(self._sock_fd, buf, RECV_SIZE, 0)
         if self._received_nothing(n, errno):
             return 0
+        if n == RECV_SIZE:
+            self._read_again()
         data = PyBytes_FromStringAndSize(buf, n)
         try:
             self._protocol.data_received(data)
@@ -229,12 +231,20 @@ cdef class StreamTransport(Transport):
         PyBuffer_Release(&view)
         if self._received_nothing(n, err):
             return 0
+        if n == view.len:
+            self._read_again()
         try:
             self._protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
+        return 0
+
+    cdef int _read_again(self) except -1:
+        # recv(2) filled the whole buffer, so more may be queued: the read watch
+        # reports new data only (WATCH_DRAINS), so read again on the next pass.
+        ready_push(&self._loop.ready, self._read_handle)
         return 0
 
     cdef inline bint _received_nothing(self, ssize_t n, int err) except -1:
