@@ -576,7 +576,8 @@ cdef class DatagramSocketTransport(DatagramTransport):
         return 0
 
     cpdef int _force_close(self, exc) except -1:
-        if self._conn_lost:
+        # (No loop: connection_lost already ran, after close() flushed the queue.)
+        if self._conn_lost or self._loop is None:
             return 0
         if self._wq.count:
             ready_clear(&self._wq)
