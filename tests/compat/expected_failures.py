@@ -30,8 +30,6 @@ KNOWN_BUGS(_BY_PYTHON, _BY_BACKEND)
                              is fixed.  These sections must end up empty.
 """
 
-DATAGRAM = ("UDP/datagram endpoints (create_datagram_endpoint): issue 4 "
-            "(issue 3 is TCP/Unix streams)")
 PIPES = "pipe/pty transports (connect_read_pipe/connect_write_pipe): issue 4"
 SUBPROCESS = ("subprocess transports (subprocess_exec/subprocess_shell): "
               "issue 4")
@@ -44,10 +42,6 @@ ENVIRONMENT_BY_PYTHON = {
 }
 
 EXPECTED_FAILURES = {
-    # -- test_events, loop-core class: UDP.
-    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint": DATAGRAM,
-    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint_ipv6": DATAGRAM,
-    "test_events.Ringloop*EventLoopTests.test_create_datagram_endpoint_sock": DATAGRAM,
     # -- test_events, loop-core class: create_server() internals.
     "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv4":
         PRIVATE + "patches asyncio.base_events.socket (the socket module as "
@@ -81,8 +75,6 @@ EXPECTED_FAILURES = {
     # -- issue 3's modules.
     # connect_read_pipe() of a pipe a subprocess writes to.
     "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
-    # sendfile() over a UDP transport made by create_datagram_endpoint().
-    "test_sendfile.Ringloop*EventLoopTests.test_sendfile_not_supported": DATAGRAM,
     # -- test_events, private attributes.
     "test_events.Ringloop*EventLoopTests.test_timeout_rounding":
         PRIVATE + "wraps loop._run_once and reads loop._clock_resolution and "
@@ -101,10 +93,6 @@ EXPECTED_FAILURES = {
 }
 
 EXPECTED_FAILURES_BY_PYTHON = {
-    "3.13": {
-        "test_events.Ringloop*EventLoopTests.test_datagram_send_to_non_listening_address":
-            DATAGRAM,
-    },
 }
 
 EXPECTED_FAILURES_BY_BACKEND = {

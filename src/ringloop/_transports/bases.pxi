@@ -7,5 +7,6 @@ import socket as _socket
 cdef extern from "transport_bases.h":
     ctypedef class ringloop._transport_bases.Transport [object RLTransportBase, check_size ignore]:
         cdef object _extra
-
-
+    # Also an asyncio.Transport (see transport_bases.c).
+    ctypedef class ringloop._transport_bases.DatagramTransport [object RLDatagramTransportBase, check_size ignore]:
+        cdef object _extra

@@ -18,6 +18,11 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t recv(int fd, void *buf, size_t n, int flags)
     ssize_t send(int fd, const void *buf, size_t n, int flags)
     ssize_t sendmsg(int fd, const msghdr *msg, int flags)
+    struct mmsghdr:
+        msghdr msg_hdr
+        unsigned int msg_len
+    # (the last argument is a struct timespec *; the transports pass NULL)
+    int recvmmsg(int fd, mmsghdr *msgvec, unsigned int vlen, int flags, void *timeout)
     int shutdown(int fd, int how)
     struct sockaddr:
         pass
@@ -42,6 +47,8 @@ cdef extern from "<errno.h>":
 
 cdef extern from "<string.h>" nogil:
     void *memset(void *s, int c, size_t n)
+    void *memcpy(void *dest, const void *src, size_t n)
+    int memcmp(const void *a, const void *b, size_t n)
 
 cdef extern from "Python.h":
     object PyBytes_FromStringAndSize(const char *v, Py_ssize_t n)
@@ -105,6 +112,8 @@ cdef extern from *:
         unsigned short ss_family
     ctypedef unsigned int socklen_t
     object rl_inet_address(const sockaddr_storage *ss)
+    ssize_t sendto(int fd, const void *buf, size_t n, int flags, const sockaddr *addr,
+                   socklen_t addrlen)
 
 cdef enum:
     # Writes gather at most this many buffers per sendmsg() (well under IOV_MAX = 1024).

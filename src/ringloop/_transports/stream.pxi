@@ -42,6 +42,40 @@ cdef int set_nodelay(sock, int fd) except -1:
     return 0
 
 
+# ---- write flow control shared by the transports (transports._FlowControlMixin) ----
+
+cdef int check_write_limits(high, low, Py_ssize_t *high_water, Py_ssize_t *low_water) except -1:
+    if high is None:
+        high = 64 * 1024 if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+    high_water[0] = high
+    low_water[0] = low
+    return 0
+
+
+cdef int call_flow_control(CoreLoop loop, transport, protocol, bint pause) except -1:
+    # protocol.pause_writing() or resume_writing(); a failure goes to the exception
+    # handler, not to the writer.
+    try:
+        if pause:
+            protocol.pause_writing()
+        else:
+            protocol.resume_writing()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        loop.call_exception_handler({
+            'message': f'protocol.{"pause" if pause else "resume"}_writing() failed',
+            'exception': exc,
+            'transport': transport,
+            'protocol': protocol,
+        })
+    return 0
+
+
 cdef class StreamTransport(Transport):
     cdef:
         CoreLoop _loop
@@ -412,14 +446,7 @@ cdef class StreamTransport(Transport):
     # ---- flow control (transports._FlowControlMixin) ----------------------------
 
     cdef int _set_write_buffer_limits(self, high, low) except -1:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
-        self._high_water = high
-        self._low_water = low
+        check_write_limits(high, low, &self._high_water, &self._low_water)
         return 0
 
     def set_write_buffer_limits(self, high=None, low=None):
@@ -436,34 +463,14 @@ cdef class StreamTransport(Transport):
         if self._wq_size <= self._high_water or self._protocol_paused:
             return 0
         self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                'message': 'protocol.pause_writing() failed',
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+        call_flow_control(self._loop, self, self._protocol, True)
         return 0
 
     cdef int _maybe_resume_protocol(self) except -1:
         if not self._protocol_paused or self._wq_size > self._low_water:
             return 0
         self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                'message': 'protocol.resume_writing() failed',
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+        call_flow_control(self._loop, self, self._protocol, False)
         return 0
 
     # ---- closing ----------------------------------------------------------------

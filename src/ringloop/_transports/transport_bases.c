@@ -66,46 +66,65 @@ static PyType_Slot base_slots[] = {
     {0, NULL},
 };
 
-/* (name in this module, asyncio class it derives from) */
-static const char *const BASES[][2] = {
-    {"Transport", "Transport"},
-    {"DatagramTransport", "DatagramTransport"},
-    {"ReadTransport", "ReadTransport"},
-    {"WriteTransport", "WriteTransport"},
-    {"SubprocessTransport", "SubprocessTransport"},
+/* (name in this module, asyncio classes it derives from: one or two).
+ * DatagramTransport is also an asyncio.Transport, as asyncio's own socket datagram
+ * transport is (_SelectorDatagramTransport derives from both; CPython's tests check
+ * isinstance(transport, asyncio.Transport) on create_datagram_endpoint's result). */
+static const char *const BASES[][3] = {
+    {"Transport", "Transport", NULL},
+    {"DatagramTransport", "Transport", "DatagramTransport"},
+    {"ReadTransport", "ReadTransport", NULL},
+    {"WriteTransport", "WriteTransport", NULL},
+    {"SubprocessTransport", "SubprocessTransport", NULL},
 };
 
-static int add_base(PyObject *module, PyObject *transports, const char *name,
-                    const char *asyncio_name)
+static PyObject *asyncio_class(PyObject *transports, const char *asyncio_name)
 {
-    char qualname[96];
-    PyObject *asyncio_cls, *bases, *type;
     Py_ssize_t basicsize;
-
-    asyncio_cls = PyObject_GetAttrString(transports, asyncio_name);
-    if (asyncio_cls == NULL)
-        return -1;
-    if (!PyType_Check(asyncio_cls)) {
+    PyObject *cls = PyObject_GetAttrString(transports, asyncio_name);
+    if (cls == NULL)
+        return NULL;
+    if (!PyType_Check(cls)) {
         PyErr_Format(PyExc_TypeError, "asyncio.%s is not a class", asyncio_name);
-        Py_DECREF(asyncio_cls);
-        return -1;
+        Py_DECREF(cls);
+        return NULL;
     }
-    basicsize = ((PyTypeObject *)asyncio_cls)->tp_basicsize;
+    basicsize = ((PyTypeObject *)cls)->tp_basicsize;
     if (basicsize != (Py_ssize_t)sizeof(RLTransportBase)) {
         /* A future asyncio that changes BaseTransport's slots must fail loudly. */
         PyErr_Format(PyExc_ImportError,
                      "asyncio.%s has instance size %zd, ringloop expects %zd",
                      asyncio_name, basicsize, (Py_ssize_t)sizeof(RLTransportBase));
-        Py_DECREF(asyncio_cls);
+        Py_DECREF(cls);
+        return NULL;
+    }
+    return cls;
+}
+
+static int add_base(PyObject *module, PyObject *transports, const char *name,
+                    const char *asyncio_name, const char *asyncio_name2)
+{
+    char qualname[96];
+    PyObject *cls, *cls2 = NULL, *bases, *type;
+
+    cls = asyncio_class(transports, asyncio_name);
+    if (cls == NULL)
         return -1;
+    if (asyncio_name2 != NULL) {
+        cls2 = asyncio_class(transports, asyncio_name2);
+        if (cls2 == NULL) {
+            Py_DECREF(cls);
+            return -1;
+        }
     }
     PyOS_snprintf(qualname, sizeof(qualname), "ringloop._transport_bases.%s", name);
     PyType_Spec spec = {
         qualname, sizeof(RLTransportBase), 0,
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, base_slots,
     };
-    bases = PyTuple_Pack(1, asyncio_cls);
-    Py_DECREF(asyncio_cls);
+    bases = cls2 == NULL ? PyTuple_Pack(1, cls) : PyTuple_Pack(2, cls, cls2);
+    Py_DECREF(cls);
+    Py_XDECREF(cls2);
     if (bases == NULL)
         return -1;
     type = PyType_FromSpecWithBases(&spec, bases);
@@ -126,7 +145,7 @@ static int exec_module(PyObject *module)
     if (transports == NULL)
         return -1;
     for (i = 0; i < sizeof(BASES) / sizeof(BASES[0]); i++) {
-        if (add_base(module, transports, BASES[i][0], BASES[i][1]) < 0) {
+        if (add_base(module, transports, BASES[i][0], BASES[i][1], BASES[i][2]) < 0) {
             Py_DECREF(transports);
             return -1;
         }

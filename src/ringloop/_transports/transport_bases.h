@@ -7,4 +7,6 @@ typedef struct {
     PyObject_HEAD
     PyObject *_extra;
 } RLTransportBase;
+/* The same layout under a second name: Cython wants one struct name per extern type. */
+typedef RLTransportBase RLDatagramTransportBase;
 #endif
