@@ -5,10 +5,11 @@ from ringloop import _core
 from ringloop._coldpath import ColdPathMixin
 from ringloop._network import NetworkMixin
 from ringloop._sendfile import SendfileMixin
+from ringloop._subprocess import SubprocessMixin
 from ringloop._core import CoreLoop
 
 
-class Loop(CoreLoop, NetworkMixin, SendfileMixin, ColdPathMixin, asyncio.AbstractEventLoop):
+class Loop(CoreLoop, NetworkMixin, SendfileMixin, SubprocessMixin, ColdPathMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop over io_uring (or epoll). See ringloop.new_event_loop()."""
 
     def __init__(self, backend=None):
