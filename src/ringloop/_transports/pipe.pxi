@@ -80,6 +80,7 @@ cdef class ReadPipeTransport(ReadTransport):
         bint _reading               # the read handle is in the fd watch
         Handle _read_handle
         object __weakref__
+        dict __dict__               # asyncio's transports take attributes (tests mock methods)
 
     def __cinit__(self):
         self._fd = -1
@@ -243,6 +244,7 @@ cdef class WritePipeTransport(WriteTransport):
         Handle _read_handle
         Handle _write_handle
         object __weakref__
+        dict __dict__               # asyncio's transports take attributes (tests mock methods)
 
     def __cinit__(self):
         ready_init(&self._wq, 8)
