@@ -454,3 +454,18 @@ def _alive(pid):
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.ringloop_only("reaping by pid when waitid(P_PIDFD) is missing (Linux 5.3)")
+def test_reap_by_pid_without_p_pidfd(loop, run, monkeypatch):
+    from ringloop import _subprocess
+    monkeypatch.setattr(_subprocess, "_P_PIDFD", None)
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "raise SystemExit(12)")
+        assert await proc.wait() == 12
+        proc = await asyncio.create_subprocess_exec("sleep", "60")
+        proc.terminate()
+        assert await proc.wait() == -signal.SIGTERM
+    run(main())
+    assert zombies() == []

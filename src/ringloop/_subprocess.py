@@ -65,7 +65,7 @@ def _check_popen_args(shell, want_shell, universal_newlines, bufsize, text, enco
 class _ChildWatch:
     """Reports the exit status of one child to its transport, on the loop's thread."""
 
-    __slots__ = ('loop', 'pid', 'proc', 'transport', 'pidfd', 'done')
+    __slots__ = ('loop', 'pid', 'proc', 'transport', 'pidfd', 'threaded', 'done')
 
     def __init__(self, loop, transport):
         self.loop = loop
@@ -73,6 +73,7 @@ class _ChildWatch:
         self.proc = transport._proc
         self.pid = self.proc.pid
         self.pidfd = -1
+        self.threaded = False       # a thread waits for it (no pidfd)
         self.done = False
 
     def start(self):
@@ -85,23 +86,37 @@ class _ChildWatch:
             self.loop.call_soon(self._deliver, None)
             return
         except OSError:
-            _wait_in_thread(self.pid, self.loop, self._deliver)
+            self._wait_in_thread()
             return
         try:
             self.loop.add_reader(self.pidfd, self._on_pidfd)
         except OSError:
             os.close(self.pidfd)
             self.pidfd = -1
-            _wait_in_thread(self.pid, self.loop, self._deliver)
+            self._wait_in_thread()
+
+    def _wait_in_thread(self):
+        self.threaded = True
+        _wait_in_thread(self.pid, self.loop, self._deliver)
 
     def _on_pidfd(self):
+        global _P_PIDFD
+        status = None
         try:
             if _P_PIDFD is not None:
-                res = os.waitid(_P_PIDFD, self.pidfd, os.WEXITED | os.WNOHANG)
-                if res is None:
-                    return          # not waitable yet: keep watching
-                status = -res.si_status if res.si_code in _KILLED else res.si_status
-            else:
+                try:
+                    res = os.waitid(_P_PIDFD, self.pidfd, os.WEXITED | os.WNOHANG)
+                except ChildProcessError:
+                    raise
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    _P_PIDFD = None     # Linux 5.3: pidfd_open(2) but no P_PIDFD yet
+                else:
+                    if res is None:
+                        return          # not waitable yet: keep watching
+                    status = -res.si_status if res.si_code in _KILLED else res.si_status
+            if status is None:
                 pid, st = os.waitpid(self.pid, os.WNOHANG)
                 if pid == 0:
                     return
@@ -122,7 +137,8 @@ class _ChildWatch:
         if self.done:
             return
         self.done = True
-        self.loop._child_watches.pop(self.pid, None)
+        if self.loop._child_watches:
+            self.loop._child_watches.pop(self.pid, None)
         if returncode is None:
             returncode = self.proc.returncode
             if returncode is None:
@@ -143,10 +159,11 @@ class _ChildWatch:
     def detach(self):
         # The loop is closing with the child still running: stop watching, and let a
         # thread reap it when it ends (no zombie), without holding the transport.
-        self._stop_watching()
         self.done = True
         self.transport = None
-        _wait_in_thread(self.pid, self.loop, None)
+        if not self.threaded:
+            self._stop_watching()
+            _wait_in_thread(self.pid, self.loop, None)
 
 
 def _wait_in_thread(pid, loop, deliver):
