@@ -63,9 +63,11 @@ def _check_popen_args(shell, want_shell, universal_newlines, bufsize, text, enco
 
 
 class _ChildWatch:
-    """Reports the exit status of one child to its transport, on the loop's thread."""
+    """Reaps one child and reports its exit status to its transport, on the loop's
+    thread (see the module docstring)."""
 
-    __slots__ = ('loop', 'pid', 'proc', 'transport', 'pidfd', 'threaded', 'done')
+    __slots__ = ('loop', 'pid', 'proc', 'transport', 'pidfd', 'threaded', 'reaped',
+                 'done')
 
     def __init__(self, loop, transport):
         self.loop = loop
@@ -74,7 +76,8 @@ class _ChildWatch:
         self.pid = self.proc.pid
         self.pidfd = -1
         self.threaded = False       # a thread waits for it (no pidfd)
-        self.done = False
+        self.reaped = False         # its pid is free: never signal it again
+        self.done = False           # reported (or given up when the loop closed)
 
     def start(self):
         try:
@@ -83,21 +86,18 @@ class _ChildWatch:
             self.pidfd = _pidfd_open(self.pid)
         except ProcessLookupError:
             # Already reaped by someone else (a waitpid(-1) elsewhere in the process).
+            self.reaped = True
             self.loop.call_soon(self._deliver, None)
             return
         except OSError:
-            self._wait_in_thread()
+            self._start_thread()
             return
         try:
             self.loop.add_reader(self.pidfd, self._on_pidfd)
         except OSError:
             os.close(self.pidfd)
             self.pidfd = -1
-            self._wait_in_thread()
-
-    def _wait_in_thread(self):
-        self.threaded = True
-        _wait_in_thread(self.pid, self.loop, self._deliver)
+            self._start_thread()
 
     def _on_pidfd(self):
         global _P_PIDFD
@@ -123,6 +123,7 @@ class _ChildWatch:
                 status = os.waitstatus_to_exitcode(st)
         except ChildProcessError:
             status = None
+        self.reaped = True
         self._stop_watching()
         self._deliver(status)
 
@@ -131,6 +132,28 @@ class _ChildWatch:
             self.loop.remove_reader(self.pidfd)
             os.close(self.pidfd)
             self.pidfd = -1
+
+    def _start_thread(self):
+        self.threaded = True
+        threading.Thread(target=self._wait_in_thread, name=f"ringloop-waitpid-{self.pid}",
+                         daemon=True).start()
+
+    def _wait_in_thread(self):
+        # The fallback without pidfd (asyncio's ThreadedChildWatcher does the same).
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            returncode = None
+        self.reaped = True
+        loop = self.loop
+        try:
+            if not self.done:
+                loop.call_soon_threadsafe(self._deliver, returncode)
+                return
+        except RuntimeError:        # the loop closed
+            pass
+        logger.warning("Loop %r that handles pid %r is closed", loop, self.pid)
 
     def _deliver(self, returncode):
         # On the loop's thread. None: the status went to another reaper.
@@ -150,6 +173,8 @@ class _ChildWatch:
         self.loop.call_soon(self.loop.call_soon, self.transport._process_exited, returncode)
 
     def send_signal(self, sig):
+        if self.reaped:
+            return      # the pid may already belong to another process
         # pidfd_send_signal(2) signals this very process, never a recycled pid.
         if self.pidfd >= 0:
             signal.pidfd_send_signal(self.pidfd, sig)
@@ -157,31 +182,13 @@ class _ChildWatch:
             os.kill(self.pid, sig)
 
     def detach(self):
-        # The loop is closing with the child still running: stop watching, and let a
+        # The loop is closing with the child still running: stop watching and let a
         # thread reap it when it ends (no zombie), without holding the transport.
         self.done = True
         self.transport = None
         if not self.threaded:
             self._stop_watching()
-            _wait_in_thread(self.pid, self.loop, None)
-
-
-def _wait_in_thread(pid, loop, deliver):
-    def wait():
-        try:
-            _, status = os.waitpid(pid, 0)
-            returncode = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:
-            returncode = None
-        if deliver is None or loop.is_closed():
-            logger.warning("Loop %r that handles pid %r is closed", loop, pid)
-            return
-        try:
-            loop.call_soon_threadsafe(deliver, returncode)
-        except RuntimeError:        # closed in the meantime
-            logger.warning("Loop %r that handles pid %r is closed", loop, pid)
-
-    threading.Thread(target=wait, name=f"ringloop-waitpid-{pid}", daemon=True).start()
+            self._start_thread()
 
 
 class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
