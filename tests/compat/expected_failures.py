@@ -106,6 +106,9 @@ TESTLOOP_KEEP = {
     "test_tasks.*GatherTests.test_*":
         PRIVATE + "GatherTestsBase._run_loop() polls loop._ready (BaseEventLoop's "
         "ready deque)",
+    "test_unix_events.Unix*PipeTransportTests.test_*":
+        PRIVATE + "builds asyncio's own _UnixReadPipeTransport/_UnixWritePipeTransport, "
+        "which call loop._add_reader/_remove_reader (BaseSelectorEventLoop internals)",
 }
 
 KNOWN_BUGS = {
