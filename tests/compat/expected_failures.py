@@ -33,6 +33,8 @@ KNOWN_BUGS(_BY_PYTHON, _BY_BACKEND)
 DATAGRAM = ("UDP/datagram endpoints (create_datagram_endpoint): issue 4 "
             "(issue 3 is TCP/Unix streams)")
 PRIVATE = "tests a private asyncio attribute: "
+SELECTOR_SENDFILE = (PRIVATE + "calls loop._sock_sendfile_native_impl and reads "
+                     "loop._selector (the selector loop's sendfile internals)")
 
 ENVIRONMENT = {
 }
@@ -65,9 +67,18 @@ EXPECTED_FAILURES = {
     "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_not_available":
         PRIVATE + "patches asyncio.unix_events.os (the os module as the stdlib "
         "loop's _sock_sendfile_native sees it)",
-    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_[bceo]*":
-        PRIVATE + "calls loop._sock_sendfile_native_impl and reads "
-        "loop._selector (the selector loop's sendfile internals)",
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_blocking_error":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_cancel1":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_cancel2":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_exception":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_os_error_first_call":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_os_error_next_call":
+        SELECTOR_SENDFILE,
     # -- test_events, private attributes.
     "test_events.Ringloop*EventLoopTests.test_timeout_rounding":
         PRIVATE + "wraps loop._run_once and reads loop._clock_resolution and "
