@@ -536,3 +536,35 @@ def test_no_fd_leak_many_pipes(loop, run, fds):
     before = fds()
     run(main(), timeout=15)
     assert fds() == before
+
+
+def test_write_pipe_closed_at_once_then_reader_gone(loop, run):
+    """close() right after connecting, with data queued: the reader going away
+    still ends the transport (BrokenPipeError), it does not wait forever."""
+    async def main():
+        rf, wf = pipe_files()
+        tr, p = await loop.connect_write_pipe(lambda: Proto(loop), wf)
+        tr.write(pattern(256 * 1024))
+        tr.close()
+        await settle()
+        assert not p.lost.done()
+        rf.close()
+        exc = await p.lost
+        assert isinstance(exc, BrokenPipeError), exc
+        p.check(eof=False)
+    run(main())
+
+
+def test_write_pipe_close_before_connection_made_with_data(loop, run):
+    async def main():
+        rf, wf = pipe_files()
+        p = Proto(loop)
+        tr = loop._make_write_pipe_transport(wf, p)
+        tr.set_write_buffer_limits(high=1 << 20)
+        tr.write(pattern(256 * 1024))
+        tr.close()
+        rf.close()
+        exc = await p.lost
+        assert isinstance(exc, BrokenPipeError), exc
+        assert p.events[0] == "made"
+    run(main())

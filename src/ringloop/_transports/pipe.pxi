@@ -302,7 +302,9 @@ cdef class WritePipeTransport(WriteTransport):
     # ---- the fd watch -----------------------------------------------------------
 
     def _start_peer_watch(self):
-        if not self._closing and not self._peer_watched:
+        # Also after close() with data queued: a reader that goes away then must end
+        # the transport, or it would wait for a drain that never comes.
+        if not self._lost and not self._peer_watched:
             self._loop._watch_fd(self._fd, False, self._read_handle)
             self._peer_watched = True
 
