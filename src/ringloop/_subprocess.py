@@ -66,14 +66,15 @@ class _ChildWatch:
     """Reaps one child and reports its exit status to its transport, on the loop's
     thread (see the module docstring)."""
 
-    __slots__ = ('loop', 'pid', 'proc', 'transport', 'pidfd', 'threaded', 'reaped',
-                 'done')
+    __slots__ = ('loop', 'pid', 'proc', 'transport', 'owner', 'pidfd', 'threaded',
+                 'reaped', 'done')
 
     def __init__(self, loop, transport):
         self.loop = loop
         self.transport = transport
         self.proc = transport._proc
         self.pid = self.proc.pid
+        self.owner = os.getpid()    # the parent
         self.pidfd = -1
         self.threaded = False       # a thread waits for it (no pidfd)
         self.reaped = False         # its pid is free: never signal it again
@@ -184,11 +185,13 @@ class _ChildWatch:
     def detach(self):
         # The loop is closing with the child still running: stop watching and let a
         # thread reap it when it ends (no zombie), without holding the transport.
+        # (In a forked child of this process the pid is not ours to wait for.)
         self.done = True
         self.transport = None
         if not self.threaded:
             self._stop_watching()
-            self._start_thread()
+            if os.getpid() == self.owner:
+                self._start_thread()
 
 
 class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
