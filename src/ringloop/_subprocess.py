@@ -15,6 +15,9 @@ ringloop never touches SIGCHLD nor the policy's watcher. Per child:
   EPERM), a thread blocks in waitpid(pid, 0) and hands the status to the loop with
   call_soon_threadsafe (asyncio's ThreadedChildWatcher does the same).
 
+While the pidfd is open, signals go through pidfd_send_signal(2): a recycled pid is never
+signalled. Children still running when the loop closes are handed to a reaper thread.
+
 Nothing ever calls waitpid(-1), so children of other code are left alone. If someone
 else reaped our child first (subprocess.Popen.poll() does, from transport.close()),
 the status is the one Popen recorded; failing that, 255 with a warning, as asyncio's
