@@ -6,10 +6,12 @@ from ringloop._coldpath import ColdPathMixin
 from ringloop._datagram import DatagramMixin
 from ringloop._network import NetworkMixin
 from ringloop._sendfile import SendfileMixin
+from ringloop._subprocess import SubprocessMixin
 from ringloop._core import CoreLoop
 
 
-class Loop(CoreLoop, NetworkMixin, DatagramMixin, SendfileMixin, ColdPathMixin, asyncio.AbstractEventLoop):
+class Loop(CoreLoop, NetworkMixin, DatagramMixin, SendfileMixin, SubprocessMixin, ColdPathMixin,
+           asyncio.AbstractEventLoop):
     """An asyncio event loop over io_uring (or epoll). See ringloop.new_event_loop()."""
 
     def __init__(self, backend=None):

@@ -30,10 +30,9 @@ KNOWN_BUGS(_BY_PYTHON, _BY_BACKEND)
                              is fixed.  These sections must end up empty.
 """
 
-PIPES = "pipe/pty transports (connect_read_pipe/connect_write_pipe): issue 4"
-SUBPROCESS = ("subprocess transports (subprocess_exec/subprocess_shell): "
-              "issue 4")
 PRIVATE = "tests a private asyncio attribute: "
+SELECTOR_SENDFILE = (PRIVATE + "calls loop._sock_sendfile_native_impl and reads "
+                     "loop._selector (the selector loop's sendfile internals)")
 
 ENVIRONMENT = {
 }
@@ -49,32 +48,29 @@ EXPECTED_FAILURES = {
     "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv6":
         PRIVATE + "patches asyncio.base_events.socket (the socket module as "
         "base_events' create_server sees it) and mocks loop._start_serving",
-    # -- test_events, loop-core class: pipes and ptys.
-    "test_events.Ringloop*EventLoopTests.test_read_pipe": PIPES,
-    "test_events.Ringloop*EventLoopTests.test_unclosed_pipe_transport": PIPES,
-    "test_events.Ringloop*EventLoopTests.test_read_pty_output": PIPES,
-    "test_events.Ringloop*EventLoopTests.test_write_pipe": PIPES,
-    "test_events.Ringloop*EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
-    "test_events.Ringloop*EventLoopTests.test_write_pty": PIPES,
-    "test_events.Ringloop*EventLoopTests.test_bidirectional_pty": PIPES,
-    # -- test_events, loop-core class: SubprocessTestsMixin.
-    "test_events.Ringloop*EventLoopTests.test_subprocess_exec": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_interactive": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_shell": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_exitcode": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_kill": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_terminate": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_send_signal": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_stderr": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_stderr_redirect_to_stdout": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_close_client_stream": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_wait_no_same_group": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_exec_invalid_args": SUBPROCESS,
-    "test_events.Ringloop*EventLoopTests.test_subprocess_shell_invalid_args": SUBPROCESS,
     # -- issue 3's modules.
-    # connect_read_pipe() of a pipe a subprocess writes to.
-    "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
+    # -- test_subprocess / test_unix_events: the stdlib loop's child watchers and
+    # sendfile internals.
+    "test_subprocess.GenericWatcherTests.test_create_subprocess_fails_with_inactive_watcher":
+        PRIVATE + "asserts that subprocess creation enters the policy's child "
+        "watcher (asyncio.get_child_watcher()) and refuses an inactive one; "
+        "ringloop watches its children itself (pidfd_open(2)) and never asks "
+        "the policy's watcher, by design",
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_not_available":
+        PRIVATE + "patches asyncio.unix_events.os (the os module as the stdlib "
+        "loop's _sock_sendfile_native sees it)",
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_blocking_error":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_cancel1":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_cancel2":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_exception":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_os_error_first_call":
+        SELECTOR_SENDFILE,
+    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_os_error_next_call":
+        SELECTOR_SENDFILE,
     # -- test_events, private attributes.
     "test_events.Ringloop*EventLoopTests.test_timeout_rounding":
         PRIVATE + "wraps loop._run_once and reads loop._clock_resolution and "
@@ -109,6 +105,9 @@ TESTLOOP_KEEP = {
     "test_tasks.*GatherTests.test_*":
         PRIVATE + "GatherTestsBase._run_loop() polls loop._ready (BaseEventLoop's "
         "ready deque)",
+    "test_unix_events.Unix*PipeTransportTests.test_*":
+        PRIVATE + "builds asyncio's own _UnixReadPipeTransport/_UnixWritePipeTransport, "
+        "which call loop._add_reader/_remove_reader (BaseSelectorEventLoop internals)",
 }
 
 KNOWN_BUGS = {
