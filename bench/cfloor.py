@@ -1,9 +1,10 @@
 """The floor: small C programs doing a workload's work with no Python at all,
 so the report says how close a loop gets to the kernel's own cost.
 
-Sources live in bench/floor/*.c and are compiled on first use (cc -O2) into
-bench/.cache/floor/. A floor program takes its workload arguments then the
-duration in seconds, and prints one JSON result like bench/worker.py.
+Sources live in bench/floor/*.c and are compiled on first use (cc -O2, plus the
+program's LINK_FLAGS) into bench/.cache/floor/. A floor program takes its workload
+arguments then the duration in seconds, and prints one JSON result like
+bench/worker.py.
 """
 import json
 import os
@@ -16,6 +17,9 @@ BUILD_DIR = os.path.join(HERE, ".cache", "floor")
 
 NAME = "C floor"
 
+# Extra linker arguments by program (liburing: the liburing-dev package).
+LINK_FLAGS = {"uring_echo_server": ["-luring"]}
+
 
 def build(program):
     """Compile bench/floor/<program>.c if needed; return the binary's path."""
@@ -27,7 +31,8 @@ def build(program):
     if not cc:
         raise RuntimeError("no C compiler (cc) found")
     os.makedirs(BUILD_DIR, exist_ok=True)
-    proc = subprocess.run([cc, "-O2", "-Wall", "-o", exe, src], capture_output=True, text=True)
+    proc = subprocess.run([cc, "-O2", "-Wall", "-o", exe, src, *LINK_FLAGS.get(program, [])],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"compiling {program}.c failed: {proc.stderr.strip()[-500:]}")
     return exe

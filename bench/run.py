@@ -16,10 +16,12 @@ The first round calibrates, per benchmark and implementation, an operation
 count that takes about --duration seconds; later rounds reuse that count.
 
     python bench/run.py net [--rounds N] [--quick] [--duration S] [--warmup S]
-                            [--loops ...] [--bench a,b] [--style protocol,streams,sock]
+                            [--loops ...|none] [--bench a,b] [--style protocol,streams,sock]
+                            [--floors epoll,uring-poll,...|all]
 
 The net suite runs an echo server per style and implementation (plus the C
-floor, bench/floor/echo_server.c) in a fresh process pinned to --cpu, and the C
+floors on the `protocol` rows: bench/floor/echo_server.c over epoll and
+bench/floor/uring_echo_server.c over io_uring) in a fresh process pinned to --cpu, and the C
 load generator (bench/floor/loadgen.c) pinned to --producer-cpu for --warmup
 then --duration seconds. It reports the server's CPU time per message and the
 messages per second, with the same interleaved rounds, medians and ratios.
@@ -64,12 +66,16 @@ def parse_args(argv):
     ap.add_argument("--quick", action="store_true", help="few short rounds (about a minute)")
     ap.add_argument("--loops", default="ringloop,asyncio,uvloop,rloop",
                     help="comma-separated: asyncio, uvloop, rloop, ringloop (both backends), "
-                         "ringloop-io_uring, ringloop-epoll")
+                         "ringloop-io_uring, ringloop-epoll; net: none runs the C floors only")
     ap.add_argument("--bench", help="comma-separated subset of the suite's benchmarks")
     ap.add_argument("--style", help="net: comma-separated subset of the server styles "
                                     "(protocol, streams, sock)")
     ap.add_argument("--no-floor", action="store_true",
                     help="do not run the C floor programs (bench/floor/)")
+    ap.add_argument("--floors", help="net: comma-separated C echo servers for the protocol rows "
+                                     "(keys of FLOORS in bench/net/__init__.py), or all "
+                                     "(default: its DEFAULT_FLOORS: the epoll floor, io_uring "
+                                     "poll and io_uring recv)")
     ap.add_argument("--json", metavar="PATH", help="write raw numbers and summary as JSON")
     ap.add_argument("--cpu", type=int, help="CPU for the loop (net: the server; "
                                               "default: first allowed)")
@@ -329,16 +335,19 @@ def main_net(args, argv):
     from net import measure
 
     try:
-        impls = loops.expand(args.loops.split(","))
+        impls = [] if args.loops == "none" else loops.expand(args.loops.split(","))
     except ValueError as exc:
         raise SystemExit(str(exc))
     workloads = [net.BY_NAME[n] for n in pick(net.BY_NAME, args.bench, "benchmark")]
+    wanted = None if args.floors == "all" else (args.floors or net.DEFAULT_FLOORS)
+    floor_keys = pick(net.FLOORS, wanted, "floor")
     styles = pick(net.STYLES, args.style, "style")
     cpu, loadgen_cpu = pick_cpus(args)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     started = time.monotonic()
-    notes, available, impl_info = probe_all(impls, log)
-    floor = [] if args.no_floor or net.FLOOR_STYLE not in styles else [cfloor.NAME]
+    notes, available, impl_info = probe_all(impls, log) if impls else ([], [], {})
+    floor = ([] if args.no_floor or net.FLOOR_STYLE not in styles
+             else [net.FLOORS[k][0] for k in floor_keys])
     columns = available + floor
     rows = {f"{w.name} {style}": (w, style) for w in workloads for style in styles}
     results = {row: {impl: [] for impl in columns} for row in rows}
@@ -411,10 +420,11 @@ def main_net(args, argv):
            f"\\* marks a rate measured with the load generator >= "
            f"{report.LOADGEN_BOUND:.0%} busy, which it may have capped:", "",
            report.net_rate_table(summary, results, columns, units)]
-    if floor and floor_rows:
+    if cfloor.NAME in floor and floor_rows:
         out += ["", f"Server CPU per message as a multiple of the C floor's "
                     f"(`{net.FLOOR_STYLE}` style):", "",
-                report.net_floor_table(summary, floor_rows, available)]
+                report.net_floor_table(summary, floor_rows,
+                                       available + [f for f in floor if f != cfloor.NAME])]
     out += ["", "Load generator busy and, in brackets, server busy: CPU time / the part of the "
                 "window in which no other process held its CPU; median over rounds. Below 100% "
                 "the load generator waited for the server:", "",
@@ -430,9 +440,11 @@ def main_net(args, argv):
     out += [f"- `{w.name}`: {w.description}" for w in workloads]
     out += ["", "Server styles (bench/net/servers.py):"]
     out += [f"- `{style}`: {net.STYLES[style]}" for style in styles]
-    if floor:
-        out += [f"- {cfloor.NAME}: bench/floor/echo_server.c, level-triggered epoll echo in C "
-                f"(the `{net.FLOOR_STYLE}` rows)"]
+    for key in floor_keys if floor else []:
+        name, program, fargs = net.FLOORS[key]
+        out += [f"- {name}: bench/floor/{program}.c {' '.join(fargs)}".rstrip()
+                + (", level-triggered epoll echo in C" if program == "echo_server" else "")
+                + f" (the `{net.FLOOR_STYLE}` rows)"]
     if notes:
         out += ["", "Notes:"] + [f"- {n}" for n in notes]
     print("\n".join(out))

@@ -35,8 +35,8 @@ WORKLOADS = [
 
 BY_NAME = {w.name: w for w in WORKLOADS}
 
-# Server styles (bench/net/servers.py). The C floor (bench/floor/echo_server.c)
-# does the work of FLOOR_STYLE.
+# Server styles (bench/net/servers.py). The C floors (FLOORS) do the work of
+# FLOOR_STYLE.
 STYLES = {
     "protocol": "asyncio.Protocol: data_received -> transport.write",
     "streams": "asyncio.start_server: await reader.read(65536) -> writer.write, "
@@ -45,3 +45,25 @@ STYLES = {
             "await loop.sock_sendall(sock, data)",
 }
 FLOOR_STYLE = "protocol"
+
+# The C echo servers of the FLOOR_STYLE rows, by --floors key: (column name, program
+# in bench/floor/, arguments). "epoll" is the C floor; the others are the same server
+# over io_uring, one strategy each (see the head of bench/floor/uring_echo_server.c).
+FLOORS = {
+    "epoll": ("C floor", "echo_server", []),
+    "uring-poll": ("C io_uring poll", "uring_echo_server", ["-m", "poll"]),
+    "uring-pollms": ("C io_uring ms poll", "uring_echo_server", ["-m", "pollms"]),
+    "uring-poll-msaccept": ("C io_uring poll+ms accept", "uring_echo_server",
+                            ["-m", "poll", "-a", "multishot"]),
+    "uring-recv": ("C io_uring recv", "uring_echo_server", ["-m", "recv"]),
+    "uring-recv-send2": ("C io_uring recv+send(2)", "uring_echo_server",
+                         ["-m", "recv", "-s", "syscall"]),
+    "uring-hybrid": ("C io_uring ms recv+send(2)", "uring_echo_server", ["-m", "hybrid"]),
+    "uring-completion": ("C io_uring completion", "uring_echo_server", ["-m", "completion"]),
+    "uring-completion-1024": ("C io_uring completion 1024 bufs", "uring_echo_server",
+                              ["-m", "completion", "-n", "1024"]),
+    "uring-completion-copy": ("C io_uring completion copy", "uring_echo_server",
+                              ["-m", "completion", "-c"]),
+}
+DEFAULT_FLOORS = "epoll,uring-poll,uring-recv"  # the floor, ringloop today, the pick
+FLOOR_BY_NAME = {name: (program, args) for name, program, args in FLOORS.values()}

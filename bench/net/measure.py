@@ -1,5 +1,5 @@
 """One measurement of the net suite: start an echo server (a fresh Python
-process from bench/net/servers.py, or the C floor bench/floor/echo_server.c)
+process from bench/net/servers.py, or one of the C floors of net.FLOORS)
 pinned to one CPU, check that it echoes, run the load generator
 bench/floor/loadgen.c pinned to another CPU, stop the server.
 
@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 import cfloor
+import net
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS = os.path.join(HERE, "servers.py")
@@ -84,17 +85,18 @@ def stop(proc):
 
 
 def run(workload, style, impl, duration, warmup, server_cpu, loadgen_cpu, timeout=60.0):
-    """Measure `workload` against a `style` server on loop `impl` (or the C floor
-    when impl is cfloor.NAME). The load generator counts as hung `timeout` seconds
-    after warm-up + duration (it gives up on its own after 30 s connecting, or
-    when nothing completes for max(5, duration) s). Returns a result dict: "ok"
-    False with "error" on failure, and "setup_failed" True when the server never
-    echoed (the same failure will repeat, so the runner need not try this style
-    and loop again)."""
+    """Measure `workload` against a `style` server on loop `impl` (or a C floor
+    when impl is a column name of net.FLOORS). The load generator counts as hung
+    `timeout` seconds after warm-up + duration (it gives up on its own after 30 s
+    connecting, or when nothing completes for max(5, duration) s). Returns a result
+    dict: "ok" False with "error" on failure, and "setup_failed" True when the
+    server never echoed (the same failure will repeat, so the runner need not try
+    this style and loop again)."""
     try:
         loadgen = cfloor.build("loadgen")
-        if impl == cfloor.NAME:
-            cmd = [cfloor.build("echo_server")]
+        if impl in net.FLOOR_BY_NAME:
+            program, args = net.FLOOR_BY_NAME[impl]
+            cmd = [cfloor.build(program), *args]
         else:
             cmd = [sys.executable, SERVERS, style, impl]
     except (RuntimeError, OSError) as exc:
