@@ -361,3 +361,11 @@ def test_call_at_int_when(loop):
     loop.call_later(0, loop.stop)
     loop.run_forever()
     assert got == ["int-when"]
+
+
+def test_cancel_of_a_stdlib_timer_handle(loop):
+    """asyncio.TimerHandle made by hand for the loop: cancel() calls the loop's
+    _timer_handle_cancelled, which must exist (AbstractEventLoop's raises)."""
+    handle = asyncio.TimerHandle(loop.time() + 10, lambda: None, (), loop)
+    handle.cancel()
+    assert handle.cancelled()

@@ -37,6 +37,13 @@ def _ignore_signal(signum, frame):
 class ColdPathMixin:
     """Python methods of ringloop.Loop; the hot ones live in ringloop._core.CoreLoop."""
 
+    def _timer_handle_cancelled(self, handle):
+        # asyncio.TimerHandle.cancel() reports here. The loop's own timers are
+        # ringloop TimerHandles that count their cancellations themselves; an
+        # asyncio.TimerHandle made by hand for this loop is not in its heap, so there
+        # is nothing to update (AbstractEventLoop's version raises NotImplementedError).
+        pass
+
     def _init_cold(self):
         self._exception_handler = None
         self._asyncgens = weakref.WeakSet()
