@@ -424,6 +424,56 @@ def test_ssl_true_uses_a_verifying_default_context(loop, run, pki):
     run(main())
 
 
+def test_sendfile_over_tls_falls_back(loop, run, pki, tmp_path):
+    # loop.sendfile() on a TLS transport reads the file and writes it through
+    # TLS (the SSL transport is a FALLBACK sendfile transport).
+    data = os.urandom(3_000_000)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+
+    async def main():
+        f = Factory(loop, Proto)
+        server = await loop.create_server(f, HOST, 0, ssl=pki.server_context())
+        tr, p = await loop.create_connection(lambda: Proto(loop),
+                                             *server.sockets[0].getsockname(),
+                                             ssl=pki.client_context(),
+                                             server_hostname="localhost")
+        with open(path, "rb") as fh:
+            sent = await loop.sendfile(tr, fh, offset=1000, count=2_000_000)
+        assert sent == 2_000_000
+        sp = await f.get(0)
+        assert await sp.wait_bytes(sent) == data[1000:2_001_000]
+        tr.close()
+        await p.lost
+        await sp.lost
+        await shutdown(server, f)
+    run(main(), timeout=20)
+
+
+def test_debug_mode(loop, run, pki):
+    # In debug mode SSLProtocol logs and times the handshake with loop.time().
+    async def main():
+        loop.set_debug(True)
+        seen = collect_exceptions(loop)
+        f = Factory(loop, Echo)
+        server = await loop.create_server(f, HOST, 0, ssl=pki.server_context())
+        await roundtrip_tls(loop, server, pki)
+        await shutdown(server, f)
+        assert seen == []
+    run(main())
+
+
+async def roundtrip_tls(loop, server, pki, payload=b"ping"):
+    tr, p = await loop.create_connection(lambda: Proto(loop),
+                                         *server.sockets[0].getsockname(),
+                                         ssl=pki.client_context(), server_hostname="localhost")
+    tr.write(payload)
+    assert await p.wait_bytes(len(payload)) == payload
+    tr.close()
+    assert await p.lost is None
+    p.check()
+
+
 # ---------------------------------------------------------------- verification failures
 
 @pytest.mark.parametrize("family", ["tcp", "unix"])
