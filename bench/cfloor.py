@@ -17,8 +17,9 @@ BUILD_DIR = os.path.join(HERE, ".cache", "floor")
 NAME = "C floor"
 
 
-def build(program):
-    """Compile bench/floor/<program>.c if needed; return the binary's path."""
+def build(program, libs=()):
+    """Compile bench/floor/<program>.c if needed (linked with `libs`, e.g. ["-lssl"]);
+    return the binary's path."""
     src = os.path.join(SRC_DIR, program + ".c")
     exe = os.path.join(BUILD_DIR, program)
     if os.path.exists(exe) and os.path.getmtime(exe) >= os.path.getmtime(src):
@@ -27,7 +28,8 @@ def build(program):
     if not cc:
         raise RuntimeError("no C compiler (cc) found")
     os.makedirs(BUILD_DIR, exist_ok=True)
-    proc = subprocess.run([cc, "-O2", "-Wall", "-o", exe, src], capture_output=True, text=True)
+    proc = subprocess.run([cc, "-O2", "-Wall", "-o", exe, src, *libs], capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"compiling {program}.c failed: {proc.stderr.strip()[-500:]}")
     return exe
