@@ -541,7 +541,10 @@ def test_client_certificate_missing_fails_server_handshake(loop, run, pki):
         else:
             tr.write(b"anyone?")
             exc = await p.lost
-            assert isinstance(exc, (ssl.SSLError, ConnectionError)) or exc is None
+            # asyncio's server side drops the connection without sending its
+            # alert (it stays in SSLProtocol's outgoing buffer), so the client
+            # usually sees a bare EOF: connection_lost(None).
+            assert exc is None or isinstance(exc, (ssl.SSLError, ConnectionError))
             assert p.data == b""
         await until(lambda: fds_count() == before, what="failed connection's fds")
         assert all(sp.calls["made"] == 0 for sp in f.protos)
@@ -678,7 +681,6 @@ def test_abort_sends_no_close_notify(loop, run, pki):
             peer.stop()
         assert exc is None
         assert how != "close_notify"  # a ragged EOF or a reset
-        assert len(data) < 4_000_000 or how != "close_notify"
         p.check()
     run(main(), timeout=20)
 
@@ -1190,7 +1192,7 @@ def test_no_fd_leak_over_failures(loop, run, pki):
     async def main():
         f = Factory(loop, Echo)
         server = await loop.create_server(f, HOST, 0, ssl=pki.server_context(),
-                                          ssl_handshake_timeout=0.2)
+                                          ssl_handshake_timeout=1.0)
         addr = server.sockets[0].getsockname()
         cctx = pki.client_context()
         before = fds_count()
