@@ -192,9 +192,11 @@ def tls_server_peer(ctx, lsock, behaviour):
     return PeerThread(run)
 
 
-def tls_client_peer(ctx, address, family=socket.AF_INET):
+def tls_client_peer(ctx, address):
     """A blocking TLS client that finishes the handshake and then stays mute
     until the test sets ``release``; then it reads to the end."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+
     def run(peer):
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(10)
@@ -218,6 +220,37 @@ class EchoUpper(Proto):
 def tls_extra(transport):
     return {key: transport.get_extra_info(key)
             for key in ("ssl_object", "peercert", "cipher", "compression", "sslcontext")}
+
+
+def plain_listener(family, sock_path):
+    """A plain listening socket for a thread peer: TCP on 127.0.0.1 or Unix."""
+    if family == "tcp":
+        return tcp_listener()
+    lsock = socket.socket(socket.AF_UNIX)
+    lsock.bind(sock_path)
+    lsock.listen(16)
+    return lsock
+
+
+async def tls_connect(loop, family, address, factory, ctx, **kw):
+    """create_connection / create_unix_connection with TLS to ``address``."""
+    if family == "tcp":
+        return await loop.create_connection(factory, *address, ssl=ctx,
+                                            server_hostname="localhost", **kw)
+    return await loop.create_unix_connection(factory, address, ssl=ctx,
+                                             server_hostname="localhost", **kw)
+
+
+async def tls_server(loop, family, sock_path, factory, ctx, **kw):
+    """(server, address) for create_server / create_unix_server with TLS."""
+    if family == "tcp":
+        server = await loop.create_server(factory, HOST, 0, ssl=ctx, **kw)
+        return server, server.sockets[0].getsockname()
+    server = await loop.create_unix_server(factory, sock_path, ssl=ctx, **kw)
+    return server, sock_path
+
+
+FAMILIES = pytest.mark.parametrize("family", ["tcp", "unix"])
 
 
 # ---------------------------------------------------------------- connections and extra info
@@ -637,16 +670,16 @@ def test_handshake_and_shutdown_timeouts_must_be_positive(loop, run, pki, value)
 
 # ---------------------------------------------------------------- shutdown
 
-def test_close_is_graceful_close_notify_seen_by_peer(loop, run, pki):
+@FAMILIES
+def test_close_is_graceful_close_notify_seen_by_peer(loop, run, pki, sock_path, family):
     # close() flushes what was written, then sends close_notify; the peer
     # answers with its own and connection_lost(None) follows.
     async def main():
-        lsock = tcp_listener()
+        lsock = plain_listener(family, sock_path)
         peer = tls_server_peer(pki.server_context(), lsock, "read")
         try:
-            tr, p = await loop.create_connection(lambda: Proto(loop), *lsock.getsockname(),
-                                                 ssl=pki.client_context(),
-                                                 server_hostname="localhost")
+            tr, p = await tls_connect(loop, family, lsock.getsockname(), lambda: Proto(loop),
+                                        pki.client_context())
             payload = pattern(1_000_000)
             tr.write(payload)
             tr.close()
@@ -663,14 +696,14 @@ def test_close_is_graceful_close_notify_seen_by_peer(loop, run, pki):
     run(main(), timeout=20)
 
 
-def test_abort_sends_no_close_notify(loop, run, pki):
+@FAMILIES
+def test_abort_sends_no_close_notify(loop, run, pki, sock_path, family):
     async def main():
-        lsock = tcp_listener()
+        lsock = plain_listener(family, sock_path)
         peer = tls_server_peer(pki.server_context(), lsock, "read")
         try:
-            tr, p = await loop.create_connection(lambda: Proto(loop), *lsock.getsockname(),
-                                                 ssl=pki.client_context(),
-                                                 server_hostname="localhost")
+            tr, p = await tls_connect(loop, family, lsock.getsockname(), lambda: Proto(loop),
+                                        pki.client_context())
             tr.write(pattern(4_000_000))
             tr.abort()
             assert tr.is_closing()
@@ -685,19 +718,18 @@ def test_abort_sends_no_close_notify(loop, run, pki):
     run(main(), timeout=20)
 
 
-def test_server_close_and_abort_seen_by_client(loop, run, pki):
+@FAMILIES
+def test_server_close_and_abort_seen_by_client(loop, run, pki, sock_path, family):
     # Server-side close(): the client gets EOF (close_notify) then
     # connection_lost(None). Server-side abort(): the client's connection is
     # lost without an EOF from TLS.
     async def main():
         f = Factory(loop, Echo)
-        server = await loop.create_server(f, HOST, 0, ssl=pki.server_context())
-        port = server.sockets[0].getsockname()[1]
+        server, address = await tls_server(loop, family, sock_path, f, pki.server_context())
         cctx = pki.client_context()
         clients = []
         for i in range(2):
-            tr, p = await loop.create_connection(lambda: Proto(loop), HOST, port, ssl=cctx,
-                                                 server_hostname="localhost")
+            tr, p = await tls_connect(loop, family, address, lambda: Proto(loop), cctx)
             tr.write(b"hi")
             await p.wait_bytes(2)
             clients.append((tr, p))
@@ -717,17 +749,16 @@ def test_server_close_and_abort_seen_by_client(loop, run, pki):
     run(main())
 
 
-def test_shutdown_timeout_client(loop, run, pki):
+@FAMILIES
+def test_shutdown_timeout_client(loop, run, pki, sock_path, family):
     # The peer finishes the handshake, then never answers close_notify: after
     # ssl_shutdown_timeout the connection is dropped with TimeoutError.
     async def main():
-        lsock = tcp_listener()
+        lsock = plain_listener(family, sock_path)
         peer = tls_server_peer(pki.server_context(), lsock, "mute")
         try:
-            tr, p = await loop.create_connection(lambda: Proto(loop), *lsock.getsockname(),
-                                                 ssl=pki.client_context(),
-                                                 server_hostname="localhost",
-                                                 ssl_shutdown_timeout=0.3)
+            tr, p = await tls_connect(loop, family, lsock.getsockname(), lambda: Proto(loop),
+                                        pki.client_context(), ssl_shutdown_timeout=0.3)
             await until(lambda: peer.progress.get("handshake"))
             t0 = time.monotonic()
             tr.close()
@@ -745,13 +776,14 @@ def test_shutdown_timeout_client(loop, run, pki):
     run(main())
 
 
-def test_shutdown_timeout_server(loop, run, pki):
+@FAMILIES
+def test_shutdown_timeout_server(loop, run, pki, sock_path, family):
     # create_server's ssl_shutdown_timeout reaches the accepted connections.
     async def main():
         f = Factory(loop, Proto)
-        server = await loop.create_server(f, HOST, 0, ssl=pki.server_context(),
-                                          ssl_shutdown_timeout=0.3)
-        peer = tls_client_peer(pki.client_context(), server.sockets[0].getsockname())
+        server, address = await tls_server(loop, family, sock_path, f, pki.server_context(),
+                                           ssl_shutdown_timeout=0.3)
+        peer = tls_client_peer(pki.client_context(), address)
         try:
             sp = await f.get(0)
             t0 = time.monotonic()
@@ -1100,8 +1132,9 @@ async def fast_write(writer, data, step=256 * 1024):
         await writer.drain()
 
 
+@FAMILIES
 @pytest.mark.parametrize("direction", ["upload", "download"])
-def test_10mb_checksummed_slow_reader(loop, run, pki, direction):
+def test_10mb_checksummed_slow_reader(loop, run, pki, sock_path, direction, family):
     sctx, cctx = pki.server_context(), pki.client_context()
     data = os.urandom(SIZE)
     digest = hashlib.sha256(data).hexdigest()
@@ -1119,9 +1152,14 @@ def test_10mb_checksummed_slow_reader(loop, run, pki, direction):
         await writer.wait_closed()
 
     async def main():
-        server = await asyncio.start_server(handler, HOST, 0, ssl=sctx)
-        reader, writer = await asyncio.open_connection(
-            *server.sockets[0].getsockname(), ssl=cctx, server_hostname="localhost")
+        if family == "tcp":
+            server = await asyncio.start_server(handler, HOST, 0, ssl=sctx)
+            reader, writer = await asyncio.open_connection(
+                *server.sockets[0].getsockname(), ssl=cctx, server_hostname="localhost")
+        else:
+            server = await asyncio.start_unix_server(handler, sock_path, ssl=sctx)
+            reader, writer = await asyncio.open_unix_connection(
+                sock_path, ssl=cctx, server_hostname="localhost")
         if direction == "upload":
             await fast_write(writer, data)
             assert (await reader.readexactly(64)).decode() == digest
