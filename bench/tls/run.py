@@ -17,6 +17,11 @@ ratios to uvloop and asyncio ("busy": the server's CPU time over the window;
 "stolen": the share of the window it was runnable but another process had its CPU,
 i.e. the machine's noise; "lg busy": the load generator's). The floor is
 bench/floor/tls_echo_server.c: the same echo in C over OpenSSL and epoll.
+
+Each Python server first frees a 1 MiB block so that glibc malloc serves
+SSLObject.read()'s 256 KiB buffers from the heap (see server.py, settle_malloc);
+--raw-malloc leaves malloc as the process starts, which on this machine costs
+uvloop's server mmap + mremap + munmap per read.
 """
 import argparse
 import json
