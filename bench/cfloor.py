@@ -18,7 +18,11 @@ BUILD_DIR = os.path.join(HERE, ".cache", "floor")
 NAME = "C floor"
 
 # Extra linker arguments by program (liburing: the liburing-dev package).
-LINK_FLAGS = {"uring_echo_server": ["-luring"]}
+LINK_FLAGS = {
+    "uring_echo_server": ["-luring"],
+    "tls_echo_server": ["-lssl", "-lcrypto"],
+    "tls_loadgen": ["-lssl", "-lcrypto"],
+}
 
 
 def build(program):
