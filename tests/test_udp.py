@@ -254,6 +254,34 @@ def test_unix_remote_only_and_no_address(loop, run, endpoint, tmp_dir):
     run(main())
 
 
+@pytest.mark.ringloop_only("asyncio calls sock.sendto(data, None): a fatal TypeError")
+def test_sendto_without_address_on_socketpair(loop, run, endpoint):
+    # sendto(data) with no address on a transport with no remote_addr sends on the
+    # socket as it is connected, as uvloop does (uvloop's test_udp test_socketpair):
+    # a socketpair's peer has no name, so its peername '' does not make it count as
+    # connected. A socket with no peer reports EDESTADDRREQ to error_received().
+    async def main():
+        s1, s2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with s1, s2:
+            tr, p = await endpoint(sock=s1)
+            s2.send(b"hello")
+            await p.wait_count(1)
+            assert p.datagrams == [(b"hello", None)]
+            tr.sendto(b"back")
+            s2.settimeout(5)
+            assert (await loop.run_in_executor(None, s2.recv, 100)) == b"back"
+            assert p.errors == [] and not tr.is_closing()
+            tr.close()
+            assert await p.lost is None
+        tr, p = await endpoint(family=socket.AF_INET)
+        tr.sendto(b"nowhere")
+        await until(lambda: p.errors, 5, what="error_received")
+        assert isinstance(p.errors[0], OSError)
+        assert p.errors[0].errno == errno.EDESTADDRREQ
+        assert not tr.is_closing()
+    run(main())
+
+
 # ---------------------------------------------------------------- arguments
 
 def test_transport_types(loop, run, endpoint, reference):

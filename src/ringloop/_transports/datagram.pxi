@@ -437,7 +437,14 @@ cdef class DatagramSocketTransport(DatagramTransport):
         cdef socklen_t namelen = 0
         cdef sockaddr_storage name
         cdef sockaddr_storage *target = NULL
-        if not self._connected:
+        # sendto(data) with no address and no remote_addr: send(2) on the socket as it
+        # is, as uvloop does, rather than asyncio's sock.sendto(data, None) (a TypeError
+        # that closes the transport as a fatal error). A socket connected before it was
+        # passed as sock= whose peer has no name (socketpair(AF_UNIX, SOCK_DGRAM): its
+        # peername is '', so it does not count as connected) then just works; a socket
+        # with no peer gets EDESTADDRREQ in error_received(), as for any failed send.
+        # (uvloop's test_udp test_socketpair.)
+        if not self._connected and addr is not None:
             if self._tx_namelen and addr is self._tx_addr:
                 target = &self._tx_name
                 namelen = self._tx_namelen
