@@ -83,6 +83,8 @@ EXIT_NO_SDIST = 4
 ATTR_REWRITES = [
     ("NEW_LOOP", "asyncio.new_event_loop()",
      "__import__('ringloop').new_event_loop()"),
+    ("NEW_LOOP", "uvloop.new_event_loop()",
+     "__import__('ringloop').new_event_loop()"),
 ]
 
 # Modules not run by default (named on the command line, they run).
@@ -282,32 +284,71 @@ def module_classes(mod, tb):
     return uv, aio, plain, pairs
 
 
-def make_rl_class(mod, aio_cls, bases, case):
-    """The ringloop twin of an asyncio class: same bases and class body."""
+def _copy_class(mod, src, bases, case, name, doc):
+    """A class with src's body (rewritten for ringloop) on bases + (case,).
+
+    Methods that use super() without arguments close over a __class__ cell:
+    the copy gets a cell of its own that points to the new class."""
+    import types
     body = {}
-    for k, v in aio_cls.__dict__.items():
+    cells = []
+    for k, v in src.__dict__.items():
         if k in ("__dict__", "__weakref__", "__module__", "__qualname__",
                  "__doc__"):
             continue
         code = getattr(v, "__code__", None)
         if code is not None and "__class__" in code.co_freevars:
-            raise RuntimeError("uvloop runner: %s.%s.%s uses super() without "
-                               "arguments; it cannot be copied"
-                               % (mod.__name__, aio_cls.__name__, k))
-        for attr, aio_value, rl_value in ATTR_REWRITES:
-            if k == attr and v == aio_value:
+            closure = []
+            for var, cell in zip(code.co_freevars, v.__closure__):
+                if var == "__class__":
+                    cell = types.CellType()
+                    cells.append(cell)
+                closure.append(cell)
+            f = types.FunctionType(code, v.__globals__, v.__name__,
+                                   v.__defaults__, tuple(closure))
+            f.__kwdefaults__ = v.__kwdefaults__
+            f.__dict__.update(v.__dict__)     # unittest.skip* marks
+            f.__qualname__ = "%s.%s" % (name, k)
+            v = f
+        for attr, old, rl_value in ATTR_REWRITES:
+            if k == attr and v == old:
                 v = rl_value
-        if isinstance(v, str) and "asyncio.new_event_loop" in v:
-            raise RuntimeError("uvloop runner: %s.%s.%s = %r makes an asyncio "
-                               "loop; add a rewrite to ATTR_REWRITES"
-                               % (mod.__name__, aio_cls.__name__, k, v))
+        if isinstance(v, str) and ("asyncio.new_event_loop" in v or
+                                   "uvloop.new_event_loop" in v):
+            raise RuntimeError("uvloop runner: %s.%s.%s = %r makes a loop "
+                               "that is not ringloop's; add a rewrite to "
+                               "ATTR_REWRITES" % (mod.__name__, src.__name__,
+                                                  k, v))
         body[k] = v
-    name = _rl_name(aio_cls.__name__)
     body["__module__"] = mod.__name__
     body["__qualname__"] = name
-    body["__doc__"] = "%s on ringloop (uvloop runner)" % aio_cls.__name__
+    body["__doc__"] = doc
     # Built by the test base's metaclass, which refuses duplicate tests.
-    return type(aio_cls)(name, tuple(bases) + (case,), body)
+    cls = type(src)(name, tuple(bases) + (case,), body)
+    for cell in cells:
+        cell.cell_contents = cls
+    return cls
+
+
+def _rluv_name(uv_name):
+    if "UV" in uv_name:
+        return uv_name.replace("UV", "RLUV", 1)
+    return uv_name + "_RLUV"
+
+
+def make_rl_class(mod, aio_cls, bases, case):
+    """The ringloop twin of an asyncio class: same bases and class body."""
+    return _copy_class(mod, aio_cls, bases, case, _rl_name(aio_cls.__name__),
+                       "%s on ringloop (uvloop runner)" % aio_cls.__name__)
+
+
+def make_rluv_class(mod, tb, uv_cls, case):
+    """A UV class with tb.UVTestCase replaced by the ringloop test case; the
+    runner selects from it only the tests its asyncio twin lacks."""
+    bases = tuple(b for b in uv_cls.__bases__ if b is not tb.UVTestCase)
+    return _copy_class(mod, uv_cls, bases, case, _rluv_name(uv_cls.__name__),
+                       "%s's uvloop-only tests on ringloop (uvloop runner)"
+                       % uv_cls.__name__)
 
 
 def child_main(args):
@@ -324,6 +365,8 @@ def child_main(args):
     faulthandler.enable()
     mode = args.mode
     sys.path.insert(0, args.tests_dir)
+    loader = unittest.TestLoader()
+    selection = []     # (class, test names or None for all)
     try:
         factory = policy = None
         if mode in BACKENDS:
@@ -331,42 +374,51 @@ def child_main(args):
         from uvloop import _testbase as tb
         mod = importlib.import_module(args.child)
         uv, aio, plain, pairs = module_classes(mod, tb)
-        info = []
-        rl = []
         case = None
         if mode in BACKENDS:
             case = _ringloop_case(tb, factory, policy, args.implementation)
+        info = []
+        twin_names = {}    # UV class -> its asyncio twin's test names
         for u, a, bases in pairs:
-            r = None
+            names = list(loader.getTestCaseNames(a))
+            if u is not None:
+                twin_names[u] = set(names)
             if case is not None:
                 rc = make_rl_class(mod, a, bases, case)
                 setattr(mod, rc.__name__, rc)
-                rl.append(rc)
-                r = rc.__name__
-            else:
-                r = _rl_name(a.__name__)
+                selection.append((rc, None))
             info.append({"uv": u.__name__ if u else None, "aio": a.__name__,
-                         "rl": r,
-                         "aio_tests": list(unittest.TestLoader()
-                                           .getTestCaseNames(a))})
-        info_plain = [c.__name__ for c in plain]
-        info_uv = [c.__name__ for c in uv]
+                         "rl": _rl_name(a.__name__), "aio_tests": names})
+        # UV-only tests (a UV class body's own, or a UV class without an
+        # asyncio twin) on ringloop: reported, not required.
+        rluv = {}
+        for u in uv:
+            only_uv = [n for n in loader.getTestCaseNames(u)
+                       if n not in twin_names.get(u, ())]
+            if not only_uv:
+                continue
+            rluv[_rluv_name(u.__name__)] = u.__name__
+            if case is not None and not args.no_uv_only:
+                rc = make_rluv_class(mod, tb, u, case)
+                setattr(mod, rc.__name__, rc)
+                selection.append((rc, only_uv))
     except BaseException:
         emit(kind="fatal", error=traceback.format_exc())
         return 3
-    emit(kind="classes", pairs=info, plain=info_plain, uv=info_uv)
+    emit(kind="classes", pairs=info, rluv=rluv,
+         plain=[c.__name__ for c in plain], uv=[c.__name__ for c in uv])
 
     if mode == "uvloop":
-        classes = uv + plain
+        selection = [(c, None) for c in uv + plain]
         counted = (tb.UVTestCase,)
     elif mode == "asyncio":
-        classes = aio
+        selection = [(c, None) for c in aio]
         counted = (tb.AIOTestCase,)
     else:
-        classes = rl
         counted = ()
     # Count the loops the uvloop/asyncio test cases make (ringloop's are
-    # counted by the checked factory), for the "on loop" column.
+    # counted by the checked factory): a module whose tests ran on no loop
+    # under test is an error.
     for base in counted:
         orig = base.new_loop
 
@@ -376,10 +428,12 @@ def child_main(args):
             return _orig(self)
         base.new_loop = new_loop
 
-    loader = unittest.TestLoader()
     tests = []
-    for cls in classes:
-        tests += list(_cp._iter_tests(loader.loadTestsFromTestCase(cls)))
+    for cls, names in selection:
+        if names is None:
+            tests += list(_cp._iter_tests(loader.loadTestsFromTestCase(cls)))
+        else:
+            tests += [cls(n) for n in names]
     skip = set()
     if args.skip and os.path.exists(args.skip):
         with open(args.skip) as f:
@@ -387,6 +441,13 @@ def child_main(args):
     only = args.only or []
     selected = [t for t in tests if t.id() not in skip and
                 (not only or any(fnmatch.fnmatchcase(t.id(), p) for p in only))]
+    # EXPECTED_HANGS: recorded as errors without running them.
+    not_run = args.not_run or []
+    for t in [t for t in selected
+              if any(fnmatch.fnmatchcase(t.id(), p) for p in not_run)]:
+        selected.remove(t)
+        emit(kind="test", id=t.id(), outcome="error", ring=0, other={}, dur=0,
+             detail="not run: listed in EXPECTED_HANGS")
 
     result = _cp._make_result_class()(emit, args.test_timeout)
     emit(kind="begin", count=len(selected))
@@ -420,7 +481,8 @@ class Expectations(_cp.Expectations):
         self.used = set()
         if mode not in BACKENDS:
             return
-        for name in ("ENVIRONMENT", "EXPECTED_FAILURES", "KNOWN_BUGS"):
+        for name in ("ENVIRONMENT", "EXPECTED_FAILURES", "EXPECTED_HANGS",
+                     "KNOWN_BUGS"):
             self.tables.append((name, getattr(ef, name, {})))
         for name in ("ENVIRONMENT_BY_PYTHON", "EXPECTED_FAILURES_BY_PYTHON",
                      "KNOWN_BUGS_BY_PYTHON"):
@@ -468,6 +530,11 @@ def run_child(module, mode, args, workdir):
                "--skip", skipf, "--test-timeout", str(args.test_timeout),
                "--tests-dir", args.tests_dir,
                "--implementation", args.implementation]
+        if args.no_uv_only:
+            cmd.append("--no-uv-only")
+        if mode in BACKENDS:
+            for pat in getattr(load_expectations(), "EXPECTED_HANGS", {}):
+                cmd += ["--not-run", pat]
         for pat in args.only.get(module, []):
             cmd += ["--only", pat]
         pos = os.path.getsize(out) if os.path.exists(out) else 0
@@ -547,6 +614,9 @@ class Pairing:
         self.rl_to = {}          # RL class -> (UV class or None, AIO class)
         self.aio_to_uv = {}
         self.uv_shared = {}      # UV class -> names of its asyncio twin's tests
+        for rluv, uv in (classes or {}).get("rluv", {}).items():
+            self.rl_to[rluv] = (uv, None)
+        self.rluv = set((classes or {}).get("rluv", {}))
         for p in (classes or {}).get("pairs", []):
             self.rl_to[p["rl"]] = (p["uv"], p["aio"])
             self.aio_to_uv[p["aio"]] = p["uv"]
@@ -593,6 +663,8 @@ def classify(res, exp, results, pairing):
         required = (outcome(uvres, uv_id) == "pass" and
                     outcome(aiores, aio_id) == "pass")
         if res.mode == "uvloop" and pairing.uv_only(tid):
+            c["UV only"] += 1
+        if res.mode in BACKENDS and tid.rsplit(".", 2)[1] in pairing.rluv:
             c["UV only"] += 1
         if res.mode in BACKENDS and required:
             c["required"] += 1
@@ -699,6 +771,7 @@ def expected_markdown(ef):
         ("EXPECTED_FAILURES", "all", "all"),
         ("EXPECTED_FAILURES_BY_PYTHON", "by key", "all"),
         ("EXPECTED_FAILURES_BY_BACKEND", "all", "by key"),
+        ("EXPECTED_HANGS", "all", "all"),
         ("ENVIRONMENT", "all", "all"),
         ("ENVIRONMENT_BY_PYTHON", "by key", "all"),
         ("KNOWN_BUGS", "all", "all"),
@@ -763,6 +836,8 @@ def main(argv=None):
                    help="the ringloop test case's `implementation` (default "
                         "asyncio; 'ringloop' takes the tests' non-asyncio "
                         "branches: a diagnostic)")
+    p.add_argument("--no-uv-only", action="store_true",
+                   help="do not run uvloop's UV-only tests on ringloop")
     p.add_argument("--tests-dir", help="an extracted uvloop tests/ directory "
                    "(default: download the sdist of the installed uvloop)")
     p.add_argument("--markdown", metavar="FILE")
@@ -776,6 +851,7 @@ def main(argv=None):
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--skip", help=argparse.SUPPRESS)
     p.add_argument("--only", action="append", help=argparse.SUPPRESS)
+    p.add_argument("--not-run", action="append", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.child:
@@ -879,7 +955,7 @@ def main(argv=None):
         rows.append(("total", grand[mode], None))
         cols = [k for k in COLS if not (
             (k == "required" and mode not in BACKENDS) or
-            (k == "UV only" and mode != "uvloop"))]
+            (k == "UV only" and mode == "asyncio"))]
         title = {"uvloop": "uvloop (its own suite, UV classes)",
                  "asyncio": "asyncio's loop (AIO classes)"}.get(
                      mode, "ringloop, backend %s (RL classes)" % mode)
