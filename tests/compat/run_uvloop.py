@@ -441,13 +441,17 @@ def child_main(args):
     only = args.only or []
     selected = [t for t in tests if t.id() not in skip and
                 (not only or any(fnmatch.fnmatchcase(t.id(), p) for p in only))]
-    # EXPECTED_HANGS: recorded as errors without running them.
-    not_run = args.not_run or []
-    for t in [t for t in selected
-              if any(fnmatch.fnmatchcase(t.id(), p) for p in not_run)]:
-        selected.remove(t)
-        emit(kind="test", id=t.id(), outcome="error", ring=0, other={}, dur=0,
-             detail="not run: listed in EXPECTED_HANGS")
+    # EXPECTED_HANGS: recorded as errors, NOT_ON_RINGLOOP as skipped; neither
+    # is run.
+    for pats, outcome, why in (
+            (args.not_run or [], "error", "not run: listed in EXPECTED_HANGS"),
+            (args.not_applicable or [], "skip",
+             "not run: listed in NOT_ON_RINGLOOP")):
+        for t in [t for t in selected
+                  if any(fnmatch.fnmatchcase(t.id(), p) for p in pats)]:
+            selected.remove(t)
+            emit(kind="test", id=t.id(), outcome=outcome, ring=0, other={},
+                 dur=0, detail=why)
 
     result = _cp._make_result_class()(emit, args.test_timeout)
     emit(kind="begin", count=len(selected))
@@ -533,8 +537,11 @@ def run_child(module, mode, args, workdir):
         if args.no_uv_only:
             cmd.append("--no-uv-only")
         if mode in BACKENDS:
-            for pat in getattr(load_expectations(), "EXPECTED_HANGS", {}):
+            ef = load_expectations()
+            for pat in getattr(ef, "EXPECTED_HANGS", {}):
                 cmd += ["--not-run", pat]
+            for pat in getattr(ef, "NOT_ON_RINGLOOP", {}):
+                cmd += ["--not-applicable", pat]
         for pat in args.only.get(module, []):
             cmd += ["--only", pat]
         pos = os.path.getsize(out) if os.path.exists(out) else 0
@@ -778,6 +785,7 @@ def expected_markdown(ef):
         ("EXPECTED_FAILURES_BY_PYTHON", "by key", "all"),
         ("EXPECTED_FAILURES_BY_BACKEND", "all", "by key"),
         ("EXPECTED_HANGS", "all", "all"),
+        ("NOT_ON_RINGLOOP", "all", "all"),
         ("ENVIRONMENT", "all", "all"),
         ("ENVIRONMENT_BY_PYTHON", "by key", "all"),
         ("KNOWN_BUGS", "all", "all"),
@@ -858,6 +866,7 @@ def main(argv=None):
     p.add_argument("--skip", help=argparse.SUPPRESS)
     p.add_argument("--only", action="append", help=argparse.SUPPRESS)
     p.add_argument("--not-run", action="append", help=argparse.SUPPRESS)
+    p.add_argument("--not-applicable", action="append", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.child:

@@ -15,6 +15,9 @@ EXPECTED_FAILURES            uvloop-private behaviour: a test of uvloop's own AP
 EXPECTED_HANGS               the same, for tests that would hang on ringloop (as
                              on asyncio's loop) until the per-test timeout: not
                              run, counted as expected failures.
+NOT_ON_RINGLOOP              UV-only tests that test uvloop itself whatever loop
+                             the test case makes (they would pass on ringloop
+                             without testing it): not run, counted as skipped.
 EXPECTED_FAILURES_BY_PYTHON  {"3.13": {...}}: only on that Python.
 EXPECTED_FAILURES_BY_BACKEND {"io_uring": {...}, "epoll": {...}}.
 ENVIRONMENT(_BY_PYTHON)      fails on asyncio's loop too (not required).
@@ -66,6 +69,21 @@ EXPECTED_FAILURES = {
         UVLOOP_ONLY + "uvloop's sendto() refuses a host name ('DNS lookup' "
         "ValueError); asyncio and ringloop pass it to socket.sendto(), which "
         "resolves it",
+}
+
+NOT_ON_RINGLOOP = {
+    "test_libuv_api.Test_RLUV_libuv.*":
+        "uvloop.loop.libuv_get_loop_t_ptr()/libuv_get_version(): uvloop's C API; "
+        "given a ringloop loop, libuv_get_loop_t_ptr() reads a pointer out of an "
+        "object that is not a uvloop.Loop, and 'passes'",
+    "test_cython.TestCythonIntegration_RLUV.*":
+        "uvloop.loop._test_coroutine_1: a coroutine compiled into uvloop (Cython), "
+        "no loop involved",
+    "test_dealloc.TestDealloc_RLUV.*":
+        "runs uvloop.new_event_loop() in a child process and checks uvloop's "
+        "__dealloc__ methods print nothing",
+    "test_base.TestBaseRLUV.test_default_exc_handler_broken":
+        "subclasses uvloop.Loop and runs that loop",
 }
 
 EXPECTED_HANGS = {
