@@ -351,6 +351,20 @@ def make_rluv_class(mod, tb, uv_cls, case):
                        % uv_cls.__name__)
 
 
+def _separate_free_ports(tb, base):
+    """tb.find_free_port() scans from port 50000 in every process: children
+    running side by side pick the same port and one fails with EADDRINUSE
+    (seen in test_context), and 50000 lies in Linux's ephemeral range, where a
+    client socket may hold it.  Each child scans from its own base instead,
+    below the ephemeral range (the parent hands out bases PORTS_PER_CHILD
+    apart)."""
+    orig = tb.find_free_port
+
+    def find_free_port(start_from=None):
+        return orig(base if start_from is None else start_from)
+    tb.find_free_port = find_free_port
+
+
 def child_main(args):
     import faulthandler
     import importlib
@@ -372,6 +386,7 @@ def child_main(args):
         if mode in BACKENDS:
             factory, policy = _install_ringloop(mode)
         from uvloop import _testbase as tb
+        _separate_free_ports(tb, args.port_base)
         mod = importlib.import_module(args.child)
         uv, aio, plain, pairs = module_classes(mod, tb)
         case = None
@@ -508,7 +523,11 @@ class ModuleResult:
         self.log = None
 
 
-def run_child(module, mode, args, workdir):
+PORT_BASE = 10000          # below Linux's ephemeral ports (32768-60999)
+PORTS_PER_CHILD = 200
+
+
+def run_child(module, mode, args, workdir, port_base):
     """Run one module on one loop to completion (restarting after hangs)."""
     res = ModuleResult(module, mode)
     tag = "%s-%s" % (mode, module)
@@ -533,7 +552,8 @@ def run_child(module, mode, args, workdir):
                "--child", module, "--mode", mode, "--out", out,
                "--skip", skipf, "--test-timeout", str(args.test_timeout),
                "--tests-dir", args.tests_dir,
-               "--implementation", args.implementation]
+               "--implementation", args.implementation,
+               "--port-base", str(port_base)]
         if args.no_uv_only:
             cmd.append("--no-uv-only")
         if mode in BACKENDS:
@@ -866,6 +886,7 @@ def main(argv=None):
     p.add_argument("--skip", help=argparse.SUPPRESS)
     p.add_argument("--only", action="append", help=argparse.SUPPRESS)
     p.add_argument("--not-run", action="append", help=argparse.SUPPRESS)
+    p.add_argument("--port-base", type=int, default=50000, help=argparse.SUPPRESS)
     p.add_argument("--not-applicable", action="append", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -929,8 +950,9 @@ def main(argv=None):
     lock = threading.Lock()
     t_start = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futs = {pool.submit(run_child, m, mode, args, workdir): (m, mode)
-                for m, mode in jobs}
+        futs = {pool.submit(run_child, m, mode, args, workdir,
+                            PORT_BASE + i % 100 * PORTS_PER_CHILD): (m, mode)
+                for i, (m, mode) in enumerate(jobs)}
         for fut in concurrent.futures.as_completed(futs):
             m, mode = futs[fut]
             res = fut.result()
