@@ -52,7 +52,6 @@ not be obtained (offline and not cached).
 """
 
 import argparse
-import concurrent.futures
 import fnmatch
 import importlib.metadata
 import json
@@ -628,6 +627,60 @@ def run_child(module, mode, args, workdir, port_base):
     return res
 
 
+# Modules whose tests bind a fixed address: no two children that run any of
+# them at the same time (test_udp's test_create_datagram_1 and test_context's
+# test_datagram_protocol both bind UDP 127.0.0.1:8888).
+EXCLUSIVE = {"test_udp": "udp:8888", "test_context": "udp:8888"}
+
+
+def run_jobs(jobs, args, workdir):
+    """Run the (module, mode) jobs, args.jobs at a time, in the given order but
+    never two of one EXCLUSIVE group at once; {(module, mode): ModuleResult}."""
+    results = {}
+    pending = [(i, m, mode) for i, (m, mode) in enumerate(jobs)]
+    busy = set()
+    cond = threading.Condition()
+
+    def worker():
+        while True:
+            with cond:
+                while True:
+                    if not pending:
+                        return
+                    job = next((j for j in pending
+                                if EXCLUSIVE.get(j[1]) not in busy), None)
+                    if job is not None:
+                        break
+                    cond.wait()
+                pending.remove(job)
+                group = EXCLUSIVE.get(job[1])
+                if group:
+                    busy.add(group)
+            i, m, mode = job
+            try:
+                res = run_child(m, mode, args, workdir,
+                                PORT_BASE + i % 100 * PORTS_PER_CHILD)
+            except BaseException:
+                res = ModuleResult(m, mode)
+                res.fatal = "runner error:\n" + traceback.format_exc()
+            with cond:
+                busy.discard(group)
+                results[(m, mode)] = res
+                print("  done %-8s %-22s %4d tests %5.1fs%s" % (
+                    mode, m, len(res.tests), res.elapsed,
+                    " (restarts: %d)" % res.restarts if res.restarts else ""),
+                    flush=True)
+                cond.notify_all()
+
+    threads = [threading.Thread(target=worker, daemon=True)
+               for _ in range(max(1, args.jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 COLS = ["run", "passed", "failed", "errors", "skipped", "xfail", "xpass",
         "required", "req. passed", "UV only", "UV only passed"]
 BAD = ("fail", "error", "uxsuccess")
@@ -946,22 +999,8 @@ def main(argv=None):
 
     jobs = [(m, mode) for m in sorted(modules, key=lambda m: WEIGHT.get(m, 99))
             for mode in modes]
-    results = {}
-    lock = threading.Lock()
     t_start = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futs = {pool.submit(run_child, m, mode, args, workdir,
-                            PORT_BASE + i % 100 * PORTS_PER_CHILD): (m, mode)
-                for i, (m, mode) in enumerate(jobs)}
-        for fut in concurrent.futures.as_completed(futs):
-            m, mode = futs[fut]
-            res = fut.result()
-            results[(m, mode)] = res
-            with lock:
-                print("  done %-8s %-22s %4d tests %5.1fs%s" % (
-                    mode, m, len(res.tests), res.elapsed,
-                    " (restarts: %d)" % res.restarts if res.restarts else ""),
-                    flush=True)
+    results = run_jobs(jobs, args, workdir)
 
     counts = {}
     md = []
