@@ -9,7 +9,7 @@
 #    something is missing.
 # 2. Creates a virtual environment for the chosen interpreter: .venv for the
 #    default one, .venv-X.Y when an interpreter was named (.venv-3.13, ...).
-# 3. Installs ringloop into it, editable, with its extras [test,bench]; this is
+# 3. Installs ringloop into it, editable, with its extras [test,bench,compat]; this is
 #    skipped when nothing the build depends on changed since the last install.
 #
 # Progress goes to stderr; the last line on stdout is the venv's path, so other
@@ -113,12 +113,12 @@ stamp=$(stamp_of)
 if [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ] && (cd /tmp && "$vpy" -c 'import ringloop._core') 2>/dev/null; then
     say "ringloop is up to date in $venv"
 else
-    say "building and installing ringloop (editable, extras test,bench) into $venv"
+    say "building and installing ringloop (editable, extras test,bench,compat) into $venv"
     log=$venv/pip-install.log
     # Build dependencies live in the venv (no build isolation): rebuilds are faster
     # and need no fresh download of setuptools/Cython each time.
     if ! { "$vpy" -m pip install -q "setuptools>=68" "Cython>=3.1" wheel &&
-           (cd "$root" && "$vpy" -m pip install --no-build-isolation -e ".[test,bench]"); } >"$log" 2>&1; then
+           (cd "$root" && "$vpy" -m pip install --no-build-isolation -e ".[test,bench,compat]"); } >"$log" 2>&1; then
         cat "$log" >&2
         die "installing ringloop failed (log above, also in $log)"
     fi

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Set up (idempotent, see setup.sh), then run the whole test suite:
 #   1. ringloop's own tests (pytest, every backend-dependent test on both backends);
-#   2. CPython's asyncio test suite against ringloop (tests/compat/run_cpython.py).
+#   2. CPython's asyncio test suite against ringloop (tests/compat/run_cpython.py);
+#   3. uvloop's test suite, from the sdist of the installed uvloop, on uvloop, asyncio
+#      and ringloop (tests/compat/run_uvloop.py). Its sdist is downloaded once into
+#      ~/.cache/ringloop; when it can be neither downloaded nor found there (no
+#      network), this step is skipped with a loud notice, and only then.
 #
 #   scripts/test.sh                 # everything, on python3
 #   PYTHON=3.13 scripts/test.sh     # everything, on another interpreter
@@ -29,6 +33,19 @@ if [ $# -eq 0 ]; then
         "$py" tests/compat/run_cpython.py || { rc=$?; say "FAILED: CPython asyncio suite exited with $rc"; exit "$rc"; }
     else
         say "no tests/compat/run_cpython.py yet: CPython suite skipped"
+    fi
+    say "uvloop's test suite: tests/compat/run_uvloop.py"
+    rc=0
+    "$py" tests/compat/run_uvloop.py || rc=$?
+    if [ "$rc" -eq 4 ]; then
+        # Exit status 4: the sdist could not be obtained (offline and not cached).
+        say "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+        say "!!! SKIPPED: uvloop's test suite: its sdist could not be downloaded  !!!"
+        say "!!! and is not cached (see the error above). Nothing of it ran.      !!!"
+        say "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+    elif [ "$rc" -ne 0 ]; then
+        say "FAILED: uvloop's test suite exited with $rc"
+        exit "$rc"
     fi
 fi
 say "all passed on $("$py" -c 'import sys; print("Python", sys.version.split()[0])') in $((SECONDS - start)) s"

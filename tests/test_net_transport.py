@@ -26,6 +26,22 @@ def test_isinstance_transport(loop, run, tcp_pair):
     run(main())
 
 
+def test_paused_and_closing_attributes_read_like_asyncio(loop, run, tcp_pair):
+    # asyncio's socket transports have _paused and _closing attributes that code
+    # outside them reads (uvloop's test_transport_get_extra_info); read-only here.
+    async def main():
+        tr, p, peer = await tcp_pair()
+        assert tr._paused is False and tr._closing is False
+        tr.pause_reading()
+        assert tr._paused is True
+        tr.resume_reading()
+        assert tr._paused is False
+        tr.abort()
+        assert tr._closing is True
+        await p.lost
+    run(main())
+
+
 def test_write_bytes_like(loop, run, tcp_pair):
     async def main():
         tr, p, peer = await tcp_pair()

@@ -239,6 +239,23 @@ def test_read_pipe_repr(loop, run):
 
 # ---------------------------------------------------------------- write pipes
 
+def test_write_pipe_is_a_transport_whose_read_side_is_not_implemented(loop, run):
+    # asyncio's _UnixWritePipeTransport is an asyncio.Transport (via
+    # _FlowControlMixin): pause_reading() and friends raise NotImplementedError, not
+    # AttributeError (uvloop's test_process_streams_basic_1, on a subprocess's stdin).
+    async def main():
+        rf, wf = pipe_files()
+        tr, p = await loop.connect_write_pipe(lambda: Proto(loop), wf)
+        assert isinstance(tr, asyncio.Transport)
+        for method in (tr.pause_reading, tr.resume_reading, tr.is_reading):
+            with pytest.raises(NotImplementedError):
+                method()
+        tr.close()
+        assert await p.lost is None
+        rf.close()
+    run(main())
+
+
 def test_write_pipe_write_and_close(loop, run):
     async def main():
         rf, wf = pipe_files()

@@ -172,6 +172,14 @@ def test_close(loop):
     assert loop.is_closed() is True
 
 
+def test_closed_attribute_reads_like_asyncio(loop):
+    # asyncio.BaseEventLoop and uvloop.Loop have a `_closed` attribute that code
+    # outside the loop reads (uvloop's test_base test_close); ringloop's is read-only.
+    assert loop._closed is False
+    loop.close()
+    assert loop._closed is True
+
+
 def test_closed_loop_rejects_work(loop):
     loop.close()
     for call in (lambda: loop.call_soon(print),

@@ -254,6 +254,29 @@ def test_unix_remote_only_and_no_address(loop, run, endpoint, tmp_dir):
     run(main())
 
 
+@pytest.mark.ringloop_only("asyncio calls sock.sendto(data, None): a fatal TypeError")
+def test_sendto_without_address_on_socketpair(loop, run, endpoint):
+    # sendto(data) with no address on a transport over a socket connected to a peer
+    # with no name (socketpair: peername '') sends to that peer, as uvloop does
+    # (uvloop's test_udp test_socketpair); asyncio does not count such a socket as
+    # connected and fails. A socket with no peer at all keeps asyncio's fatal
+    # TypeError (test_unconnected_sendto_without_address_is_fatal).
+    async def main():
+        s1, s2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with s1, s2:
+            tr, p = await endpoint(sock=s1)
+            s2.send(b"hello")
+            await p.wait_count(1)
+            assert p.datagrams == [(b"hello", None)]
+            tr.sendto(b"back")
+            s2.settimeout(5)
+            assert (await loop.run_in_executor(None, s2.recv, 100)) == b"back"
+            assert p.errors == [] and not tr.is_closing()
+            tr.close()
+            assert await p.lost is None
+    run(main())
+
+
 # ---------------------------------------------------------------- arguments
 
 def test_transport_types(loop, run, endpoint, reference):

@@ -34,7 +34,9 @@ cdef class CoreLoop:
         TimerHeap timers
         readonly Py_ssize_t _timer_cancelled
         bint _stopping
-        bint _closed
+        # readonly: asyncio.BaseEventLoop and uvloop.Loop both have a `_closed`
+        # attribute that code outside the loop reads (uvloop's test_close does).
+        readonly bint _closed
         public bint _debug
         bint _polling
         bint _wakeup_sent        # the eventfd was written during the current wait

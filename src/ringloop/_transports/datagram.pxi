@@ -137,6 +137,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
         readonly object _address    # the remote_addr: sendto()'s default and only target
         int _family
         bint _connected             # the socket has a peer: send(2), not sendto(2)
+        bint _unnamed_peer          # a peer whose name is '' (socketpair(AF_UNIX, ...))
         bint _c_addresses           # AF_INET/AF_INET6/AF_UNIX: addresses handled here
         bint _protocol_connected
         bint _closing
@@ -186,6 +187,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
         self._family = _raw_family(sock)
         self._c_addresses = self._family in (AF_INET, AF_INET6, AF_UNIX)
         self._connected = bool(self._extra['peername'])
+        self._unnamed_peer = self._extra['peername'] is not None and not self._connected
         self._address = address
         self.set_protocol(protocol)
         check_write_limits(None, None, &self._high_water, &self._low_water)
@@ -437,7 +439,13 @@ cdef class DatagramSocketTransport(DatagramTransport):
         cdef socklen_t namelen = 0
         cdef sockaddr_storage name
         cdef sockaddr_storage *target = NULL
-        if not self._connected:
+        # A socket connected before it was passed as sock= whose peer has no name
+        # (socketpair(AF_UNIX, SOCK_DGRAM): getpeername() gives '', so asyncio does not
+        # count it as connected): sendto(data) with no address sends to that peer, as
+        # uvloop does, where asyncio calls sock.sendto(data, None), a TypeError that
+        # closes the transport (uvloop's test_udp test_socketpair). A socket with no
+        # peer at all keeps asyncio's fatal TypeError; with an address, sendto(2).
+        if not self._connected and not (addr is None and self._unnamed_peer):
             if self._tx_namelen and addr is self._tx_addr:
                 target = &self._tx_name
                 namelen = self._tx_namelen

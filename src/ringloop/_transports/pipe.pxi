@@ -18,15 +18,17 @@
 #   ends the transport through connection_lost(BrokenPipeError), never from write().
 
 # Cython wants a distinct C struct name per extern class: aliases of the one layout.
+# The write pipe's base is Transport (bases.pxi), not WriteTransport: asyncio's
+# _UnixWritePipeTransport is an asyncio.Transport too (through _FlowControlMixin), so
+# is_reading()/pause_reading()/resume_reading() on it raise NotImplementedError
+# (asyncio.ReadTransport's), not AttributeError; uvloop's write pipes do the same, and
+# uvloop's test_process_streams_basic_1 checks it on a subprocess's stdin.
 cdef extern from *:
     """
     #include "transport_bases.h"
     typedef RLTransportBase RLReadTransportBase;
-    typedef RLTransportBase RLWriteTransportBase;
     """
     ctypedef class ringloop._transport_bases.ReadTransport [object RLReadTransportBase, check_size ignore]:
-        cdef object _extra
-    ctypedef class ringloop._transport_bases.WriteTransport [object RLWriteTransportBase, check_size ignore]:
         cdef object _extra
 
 cdef extern from "<sys/uio.h>" nogil:
@@ -223,7 +225,7 @@ cdef class ReadPipeTransport(ReadTransport):
             self._read_handle = None
 
 
-cdef class WritePipeTransport(WriteTransport):
+cdef class WritePipeTransport(Transport):
     cdef:
         CoreLoop _loop
         public object _pipe         # public: asyncio's own tests reset it

@@ -85,9 +85,12 @@ cdef class StreamTransport(Transport):
         object _server
         bint _buffered              # the protocol is a BufferedProtocol
         bint _protocol_connected
-        bint _closing               # close() or a fatal error happened
+        # _closing and _paused are readonly attributes: asyncio's socket transports have
+        # them (code outside the transport reads them; uvloop's
+        # test_transport_get_extra_info does).
+        readonly bint _closing      # close() or a fatal error happened
         bint _eof                   # write_eof() was called
-        bint _paused                # pause_reading() is in effect
+        readonly bint _paused       # pause_reading() is in effect
         bint _reading               # the read handle is in the fd watch
         bint _writing               # the write handle is in the fd watch
         readonly bint _protocol_paused  # pause_writing() was called on the protocol

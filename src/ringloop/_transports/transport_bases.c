@@ -74,7 +74,6 @@ static const char *const BASES[][3] = {
     {"Transport", "Transport", NULL},
     {"DatagramTransport", "Transport", "DatagramTransport"},
     {"ReadTransport", "ReadTransport", NULL},
-    {"WriteTransport", "WriteTransport", NULL},
     {"SubprocessTransport", "SubprocessTransport", NULL},
 };
 
