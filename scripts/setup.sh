@@ -4,7 +4,7 @@
 #   scripts/setup.sh [PYTHON]      PYTHON: a path, a command, or a version like 3.13
 #                                  (default: $PYTHON, else python3)
 #
-# 1. On Debian/Ubuntu, installs the missing system packages (liburing-dev, gcc,
+# 1. On Debian/Ubuntu, installs the missing system packages (liburing-dev, libssl-dev, gcc,
 #    python3-dev, python3-venv) with apt-get; `apt-get update` only runs when
 #    something is missing.
 # 2. Creates a virtual environment for the chosen interpreter: .venv for the
@@ -43,7 +43,8 @@ ensure_packages() {
         { cat /tmp/ringloop-apt.log >&2; die "apt-get install failed"; }
 }
 
-ensure_packages liburing-dev gcc python3 python3-dev python3-venv
+# libssl-dev: the C OpenSSL floor and load generator of bench/tls.
+ensure_packages liburing-dev libssl-dev gcc python3 python3-dev python3-venv
 
 # --- the interpreter ----------------------------------------------------------
 works() { [ -n "$1" ] && "$1" -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1; }
