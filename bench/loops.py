@@ -48,9 +48,9 @@ def is_ringloop(name):
 
 
 def _import(module):
-    """Import a baseline's module. A virtualenv without it (the project's .venv has
-    uvloop but not rloop) falls back to the site-packages of the interpreter the
-    venv was made from, which is the same CPython build."""
+    """Import a baseline's module. A virtualenv without it (one made without the
+    `bench` extra) falls back to the site-packages of the interpreter the venv was
+    made from, which is the same CPython build."""
     try:
         return importlib.import_module(module)
     except ImportError:
