@@ -8,9 +8,9 @@
 # how much work a message costs:
 # - received bytes go from recv(2) into a 256 KiB buffer shared by the loop's TLS
 #   connections (get_buffer) and from there into the incoming BIO: one copy;
-# - plaintext is read with SSLObject.read(n, buffer) into that buffer (the bytes
-#   variant allocates n bytes, 256 KiB, per call: an mmap with glibc) and copied
-#   once into the bytes object given to data_received;
+# - plaintext is decrypted with SSLObject.read(n, buffer) straight into the bytes
+#   object given to data_received, sized by what the BIOs hold (the bytes variant
+#   of read allocates n bytes, 256 KiB, per call: an mmap with glibc);
 # - a read stops as soon as neither BIO nor OpenSSL holds anything more, instead of
 #   ending on an SSLWantReadError raised by one more read;
 # - what the application writes from inside data_received is encrypted at once and
@@ -19,7 +19,11 @@
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
     char *PyByteArray_AS_STRING(object o)
-    int PyBUF_READ
+    int PyBUF_READ, PyBUF_WRITE
+    PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *v, Py_ssize_t n) except NULL
+    int _PyBytes_Resize(PyObject **data, Py_ssize_t size) except -1
+
+from cpython.ref cimport Py_XDECREF
 
 import sys as _sys
 from asyncio import sslproto as _aio_sslproto
@@ -570,35 +574,48 @@ cdef class _SSLProtocolCore:
         return 0
 
     cdef int _read_copied(self) except -1:
-        cdef Py_ssize_t offset = 0, count = 1
+        # Plaintext is decrypted straight into the bytes objects given to
+        # data_received, sized by what the BIOs hold (a TLS record's plaintext is
+        # shorter than its ciphertext) and shrunk to what came. A record that
+        # OpenSSL took in part from an earlier read can hold more: it goes on in a
+        # second chunk.
+        cdef Py_ssize_t size, offset = 0, count = 1
+        cdef PyObject *chunk = NULL
         cdef list chunks = None
-        buf = self._buf
-        try:
-            if not self._drained():
-                while True:
-                    if offset:
-                        count = self._ssl_read(TLS_BUFFER_SIZE - offset, self._buf_view[offset:])
-                    else:
-                        count = self._ssl_read(TLS_BUFFER_SIZE, buf)
+        cdef bint done = False
+        while not done and count > 0:
+            size = self._incoming.pending + self._ssl_pending()
+            if not size:
+                break
+            chunk = _new_bytes(NULL, size)
+            offset = 0
+            try:
+                view = PyMemoryView_FromMemory(PyBytes_AS_STRING(<object>chunk), size, PyBUF_WRITE)
+                while offset < size:
+                    count = self._ssl_read(size - offset, view[offset:] if offset else view)
                     if count <= 0:
                         break
                     offset += count
-                    if offset == TLS_BUFFER_SIZE:
-                        if chunks is None:
-                            chunks = []
-                        chunks.append(PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), offset))
-                        offset = 0
-                    elif self._drained():
+                    if offset < size and self._drained():
+                        done = True
                         break
-        except _SSLAgainErrors:
-            pass
-        if chunks is not None:
+            except _SSLAgainErrors:
+                done = True
+            except BaseException:
+                Py_XDECREF(chunk)
+                raise
+            finally:
+                view = None
             if offset:
-                chunks.append(PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), offset))
-            self._app_protocol.data_received(b''.join(chunks))
-        elif offset:
-            self._app_protocol.data_received(
-                PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), offset))
+                if offset < size:
+                    _PyBytes_Resize(&chunk, offset)
+                if chunks is None:
+                    chunks = []
+                chunks.append(<object>chunk)
+            Py_XDECREF(chunk)
+            chunk = NULL
+        if chunks is not None:
+            self._app_protocol.data_received(chunks[0] if len(chunks) == 1 else b''.join(chunks))
         if count == 0:
             # close_notify
             self._call_eof_received()
