@@ -14,7 +14,8 @@
 # - a read stops as soon as neither BIO nor OpenSSL holds anything more, instead of
 #   ending on an SSLWantReadError raised by one more read;
 # - what the application writes from inside data_received is encrypted at once and
-#   leaves in one stream-transport write after data_received returns.
+#   leaves in one stream-transport write after data_received returns (up to
+#   TLS_BATCH_LIMIT; more is flushed at once, as asyncio does).
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
@@ -60,6 +61,11 @@ cdef bint _ABORT_WITH_EXC = _sys.version_info >= (3, 13)
 
 # SSLProtocol.max_size: the most plaintext one read asks for.
 DEF TLS_BUFFER_SIZE = 256 * 1024
+# How much encrypted output writes from inside data_received may leave in the
+# outgoing BIO until data_received returns. Past it a write flushes at once, as
+# asyncio's does, so the socket transport's flow control sees it as asyncio's
+# would (and pauses the application when the socket is full).
+DEF TLS_BATCH_LIMIT = 64 * 1024
 
 cdef enum TLSState:
     TLS_UNWRAPPED
@@ -471,7 +477,8 @@ cdef class _SSLProtocolCore:
                 self._write_backlog.append(data[count:] if count else data)
                 self._write_buffer_size += size - count
                 self._do_write()
-            elif not self._in_read or self._ssl_writing_paused:
+            elif (not self._in_read or self._ssl_writing_paused
+                    or self._outgoing.pending >= TLS_BATCH_LIMIT):
                 self._process_outgoing()
         except Exception as ex:
             self._fatal_error(ex, 'Fatal error on SSL protocol')
@@ -497,11 +504,14 @@ cdef class _SSLProtocolCore:
         return 0
 
     cdef int _process_outgoing(self) except -1:
-        if not self._ssl_writing_paused:
-            data = self._outgoing.read()
-            if PyBytes_GET_SIZE(data):
-                self._transport.write(data)
-        self._control_app_writing()
+        if self._ssl_writing_paused:
+            self._control_app_writing(self._get_write_buffer_size())
+            return 0
+        data = self._outgoing.read()
+        if PyBytes_GET_SIZE(data):
+            self._transport.write(data)
+        # The outgoing BIO is empty now: only the backlog counts.
+        self._control_app_writing(self._write_buffer_size)
         return 0
 
     # ---- incoming -----------------------------------------------------------------
@@ -583,6 +593,7 @@ cdef class _SSLProtocolCore:
         cdef PyObject *chunk = NULL
         cdef list chunks = None
         cdef bint done = False
+        data = None
         while not done and count > 0:
             size = self._incoming.pending + self._ssl_pending()
             if not size:
@@ -609,13 +620,18 @@ cdef class _SSLProtocolCore:
             if offset:
                 if offset < size:
                     _PyBytes_Resize(&chunk, offset)
-                if chunks is None:
-                    chunks = []
-                chunks.append(<object>chunk)
+                if data is None:
+                    data = <object>chunk
+                else:
+                    if chunks is None:
+                        chunks = [data]
+                    chunks.append(<object>chunk)
             Py_XDECREF(chunk)
             chunk = NULL
         if chunks is not None:
-            self._app_protocol.data_received(chunks[0] if len(chunks) == 1 else b''.join(chunks))
+            data = b''.join(chunks)
+        if data is not None:
+            self._app_protocol.data_received(data)
         if count == 0:
             # close_notify
             self._call_eof_received()
@@ -638,8 +654,8 @@ cdef class _SSLProtocolCore:
 
     # ---- flow control -------------------------------------------------------------
 
-    cdef int _control_app_writing(self) except -1:
-        cdef Py_ssize_t size = self._get_write_buffer_size()
+    cdef int _control_app_writing(self, Py_ssize_t size) except -1:
+        # size: _get_write_buffer_size(), which the caller may know already.
         if size >= self._outgoing_high_water and not self._app_writing_paused:
             self._app_writing_paused = True
             self._call_app_flow_control(True)
@@ -773,7 +789,7 @@ cdef class SSLTransport(Transport):
 
     def set_write_buffer_limits(self, high=None, low=None):
         self._ssl_protocol._set_write_buffer_limits(high, low)
-        self._ssl_protocol._control_app_writing()
+        self._ssl_protocol._control_app_writing(self._ssl_protocol._get_write_buffer_size())
 
     def get_write_buffer_limits(self):
         return (self._ssl_protocol._outgoing_low_water, self._ssl_protocol._outgoing_high_water)
