@@ -15,6 +15,7 @@ import ssl
 import pytest
 
 from netutil import Factory, Proto, collect_exceptions, shutdown
+import test_tls
 from test_tls import HOST, EchoUpper, pki  # noqa: F401 (pki is a fixture)
 
 pytestmark = [
@@ -232,5 +233,85 @@ def test_data_received_error_is_fatal(loop, run, pki):
         assert await p.wait_bytes(14) == b"partial answer"
         await p.lost
         tr.close()
+        await shutdown(server, f)
+    run(main())
+
+
+class SendAndClose(Proto):
+    """Server protocol: sends `payload` in one write, then closes (close_notify)."""
+
+    def __init__(self, loop, payload):
+        super().__init__(loop)
+        self.payload = payload
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        transport.write(self.payload)
+        transport.close()
+
+
+class PausingMixin:
+    """Pauses reading from connection_made on, and again after every 64 KiB it
+    gets; `resume()` lets it go on, a pause then lasts 1 ms."""
+
+    started = False
+    got = 0
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        transport.pause_reading()
+
+    def resume(self):
+        self.started = True
+        self.transport.resume_reading()
+
+    def _after_data(self, n):
+        if self.got // (64 * KiB) != (self.got + n) // (64 * KiB):
+            self.transport.pause_reading()
+            self.loop.call_later(0.001, self.transport.resume_reading)
+        self.got += n
+
+
+class PausingProto(PausingMixin, Proto):
+    def data_received(self, data):
+        if not self.started:
+            self.violations.append("data_received while paused")
+        super().data_received(data)
+        self._after_data(len(data))
+
+
+class PausingBufProto(PausingMixin, test_tls.ViewBufProto):
+    def buffer_updated(self, nbytes):
+        if not self.started:
+            self.violations.append("buffer_updated while paused")
+        super().buffer_updated(nbytes)
+        self._after_data(nbytes)
+
+
+@pytest.mark.parametrize("client", [PausingProto, PausingBufProto])
+def test_paused_reader_gets_everything_before_close_notify(loop, run, pki, client):
+    # The peer sends 1 MiB and closes while the application has reading paused:
+    # the TLS layer keeps the data (and close_notify) until resume_reading, then
+    # hands over all of it, pausing again every 64 KiB, and only then EOF and
+    # connection_lost(None) (asyncio: eof_received returns True while the app is
+    # paused, FLUSHING resumes in _do_flush).
+    payload = bytes(range(256)) * 4096
+
+    async def main():
+        f = Factory(loop, SendAndClose, payload=payload)
+        server = await loop.create_server(f, HOST, 0, ssl=pki.server_context())
+        tr, p = await loop.create_connection(lambda: client(loop),
+                                             *server.sockets[0].getsockname(),
+                                             ssl=pki.client_context(),
+                                             server_hostname="localhost")
+        await asyncio.sleep(0.3)
+        assert not p.data and not p.calls["eof"] and not p.calls["lost"]
+        assert not tr.is_reading()
+        p.resume()
+        exc = await asyncio.wait_for(p.lost, 20)
+        assert exc is None
+        assert bytes(p.data) == payload
+        assert p.calls["eof"] == 1
+        assert p.violations == []
         await shutdown(server, f)
     run(main())
