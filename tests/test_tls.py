@@ -395,7 +395,8 @@ class ViewBufProto(BufProto):
     """BufProto handing out a memoryview: asyncio's SSLProtocol fills the
     buffer's tail through buf[offset:], which copies a bytearray, so a
     bytearray loses every TLS record after the first of a read (CPython issue
-    gh-156275, open; ringloop runs the same SSLProtocol)."""
+    gh-156275, open). ringloop's TLS layer fills it through a memoryview, but the
+    tests hand out one so that they hold on the stdlib loop too."""
 
     def get_buffer(self, sizehint):
         return memoryview(super().get_buffer(sizehint))

@@ -137,6 +137,7 @@ def main(argv):
     counts = collections.Counter()
     pyfuncs = collections.Counter()
     ksyms = collections.Counter()
+    usyms = collections.Counter()
     under = 0
     for stack in samples:
         cat, u, name = classify(stack)
@@ -146,6 +147,8 @@ def main(argv):
             pyfuncs[name] += 1
         if cat == "kernel":
             ksyms[stack[0][0]] += 1
+        elif stack:
+            usyms[f"{stack[0][0]} ({os.path.basename(stack[0][1])})"] += 1
     total = sum(counts.values()) or 1
     per_msg = result["server_cpu_ns"] / max(result["messages"], 1) / 1000
     print(f"{args.impl}, {args.size} B messages, Python {sys.version.split()[0]}: "
@@ -162,6 +165,9 @@ def main(argv):
             print(f"    {n / total:6.1%}  {name[4:]}")
         print("  kernel functions (self):")
         for name, n in ksyms.most_common(args.top):
+            print(f"    {n / total:6.1%}  {name}")
+        print("  user-space functions (self, any library):")
+        for name, n in usyms.most_common(args.top):
             print(f"    {n / total:6.1%}  {name}")
 
 

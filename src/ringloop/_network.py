@@ -13,7 +13,7 @@ import os
 import socket
 import stat
 import sys
-from asyncio import sslproto, staggered, tasks
+from asyncio import staggered, tasks
 
 from ringloop import _core
 from ringloop._server import Server
@@ -104,9 +104,9 @@ class NetworkMixin:
                             server_side=False, server_hostname=None, extra=None,
                             server=None, ssl_handshake_timeout=None,
                             ssl_shutdown_timeout=None):
-        # TLS runs as asyncio's SSLProtocol (a BufferedProtocol) over our stream
-        # transport; the application sees SSLProtocol's app transport.
-        ssl_protocol = sslproto.SSLProtocol(
+        # TLS runs in ringloop's compiled SSLProtocol (a BufferedProtocol of the
+        # stream transport); the application sees its SSLTransport.
+        ssl_protocol = _core.SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
@@ -124,7 +124,7 @@ class NetworkMixin:
         if not getattr(transport, '_start_tls_compatible', False):
             raise TypeError(f'transport {transport!r} is not supported by start_tls()')
         waiter = self.create_future()
-        ssl_protocol = sslproto.SSLProtocol(
+        ssl_protocol = _core.SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
