@@ -217,10 +217,12 @@ cdef class StreamTransport(Transport):
             self._loop._watch_fd(self._sock_fd, False, self._read_handle, WATCH_DRAINS)
             self._reading = True
 
-    cdef int _stop_reading(self) except -1:
+    cdef int _stop_reading(self, bint closing=False) except -1:
+        # closing: close() or _force_close(), whose _call_connection_lost closes the fd
+        # in a later pass (after the loop's next kernel wait).
         if self._reading:
             self._reading = False
-            self._loop._unwatch_fd(self._sock_fd, False)
+            self._loop._unwatch_fd(self._sock_fd, False, closing)
         return 0
 
     cdef int _start_writing(self) except -1:
@@ -530,7 +532,7 @@ cdef class StreamTransport(Transport):
         if self._closing:
             return
         self._closing = True
-        self._stop_reading()
+        self._stop_reading(True)
         if not self._wq.count:
             self._conn_lost += 1
             self._stop_writing()
@@ -562,7 +564,7 @@ cdef class StreamTransport(Transport):
             self._stop_writing()
         if not self._closing:
             self._closing = True
-            self._stop_reading()
+            self._stop_reading(True)
         self._conn_lost += 1
         self._loop._soon(self._call_connection_lost, (exc,))
         return 0
