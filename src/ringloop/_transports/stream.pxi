@@ -218,8 +218,8 @@ cdef class StreamTransport(Transport):
             self._reading = True
 
     cdef int _stop_reading(self, bint closing=False) except -1:
-        # closing: close() or _force_close(), whose _call_connection_lost closes the fd
-        # in a later pass (after the loop's next kernel wait).
+        # closing: the fd is closed by a _call_connection_lost scheduled with _soon,
+        # so in a later pass, after the loop's next kernel wait.
         if self._reading:
             self._reading = False
             self._loop._unwatch_fd(self._sock_fd, False, closing)
@@ -532,7 +532,9 @@ cdef class StreamTransport(Transport):
         if self._closing:
             return
         self._closing = True
-        self._stop_reading(True)
+        # With nothing queued the fd is closed in a later pass (see _stop_reading);
+        # otherwise _flush may close it within this one.
+        self._stop_reading(not self._wq.count)
         if not self._wq.count:
             self._conn_lost += 1
             self._stop_writing()
