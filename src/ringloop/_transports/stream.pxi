@@ -18,6 +18,14 @@ from asyncio import constants as _aio_constants
 
 from cpython.set cimport PySet_Add, PySet_Discard, PySet_GET_SIZE
 
+cdef enum:
+    # From this size on a read goes straight into a new bytes object (see _read_data).
+    BULK_READ = 32 * 1024
+    # What such a read asks for: less than RECV_SIZE, because glibc's malloc serves
+    # 128 KiB and more with mmap(2), and a bytes object shrunk to what arrived would
+    # then cost an mmap, an mremap and a munmap per read.
+    BULK_RECV_SIZE = 127 * 1024
+
 cdef object _logger = _logging.getLogger('asyncio')
 cdef object _socket_class = _socket.socket
 cdef object _BufferedProtocol = _aio_protocols.BufferedProtocol
@@ -113,6 +121,7 @@ cdef class StreamTransport(Transport):
         readonly bint _paused       # pause_reading() is in effect
         bint _reading               # the read handle is in the fd watch
         bint _writing               # the write handle is in the fd watch
+        bint _bulk                  # the last read got at least BULK_READ bytes
         readonly bint _protocol_paused  # pause_writing() was called on the protocol
         int _conn_lost
         ReadyQueue _wq              # queued bytes objects (owned references)
@@ -274,6 +283,9 @@ cdef class StreamTransport(Transport):
 
     # ---- reading ----------------------------------------------------------------
 
+    # binding(False): a plain method descriptor, cheaper to call than a CyFunction
+    # (this one runs per read event, write() per message).
+    @cython.binding(False)
     def _on_readable(self):
         # The event may have been queued before a pause or close in the same pass.
         if not self._reading:
@@ -284,13 +296,34 @@ cdef class StreamTransport(Transport):
             self._read_data()
 
     cdef int _read_data(self) except -1:
-        cdef char *buf = self._loop._receive_buffer()
-        cdef ssize_t n = recv(self._sock_fd, buf, RECV_SIZE, 0)
-        if self._received_nothing(n, errno):
-            return 0
-        if n == RECV_SIZE:
+        cdef char *buf
+        cdef ssize_t n
+        cdef Py_ssize_t asked = BULK_RECV_SIZE if self._bulk else RECV_SIZE
+        if self._bulk:
+            # Large reads: straight into the bytes object data_received gets, so the
+            # only copy is the kernel's (as socket.recv does).
+            try:
+                data = rl_recv_bytes(self._sock_fd, asked)
+            except OSError as exc:
+                self._fatal_error(exc, 'Fatal read error on socket transport')
+                return 0
+            if data is None:
+                return 0
+            n = PyBytes_GET_SIZE(data)
+            if n == 0:
+                self._on_eof()
+                return 0
+        else:
+            buf = self._loop._receive_buffer()
+            n = recv(self._sock_fd, buf, RECV_SIZE, 0)
+            if self._received_nothing(n, errno):
+                return 0
+            data = PyBytes_FromStringAndSize(buf, n)
+        # Small reads are copied from the loop's buffer: a RECV_SIZE bytes object
+        # shrunk to a few bytes costs more than the copy.
+        self._bulk = n >= BULK_READ
+        if n == asked:
             self._read_again()
-        data = PyBytes_FromStringAndSize(buf, n)
         try:
             self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -364,18 +397,21 @@ cdef class StreamTransport(Transport):
 
     # ---- writing ----------------------------------------------------------------
 
+    @cython.binding(False)
     def write(self, data):
         cdef Py_buffer view
         cdef ssize_t n
         cdef Py_ssize_t size
-        if not PyBytes_CheckExact(data) and not isinstance(data, (bytes, bytearray, memoryview)):
+        cdef int err
+        cdef bint exact = PyBytes_CheckExact(data)
+        if not exact and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f'data argument must be a bytes-like object, '
                             f'not {type(data).__name__!r}')
         if self._eof:
             raise RuntimeError('Cannot call write() after write_eof()')
         if self._empty_waiter is not None:
             raise RuntimeError('unable to write; sendfile is in progress')
-        if not data:
+        if (PyBytes_GET_SIZE(data) == 0) if exact else not data:
             return
         if self._conn_lost:
             if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
@@ -386,13 +422,19 @@ cdef class StreamTransport(Transport):
             self._queue(data, 0)
             return
         # Nothing queued: try to send at once (asyncio's lowest-latency path).
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        size = view.len
-        n = send(self._sock_fd, view.buf, view.len, MSG_NOSIGNAL)
-        PyBuffer_Release(&view)
+        if exact:
+            size = PyBytes_GET_SIZE(data)
+            n = send(self._sock_fd, PyBytes_AS_STRING(data), size, MSG_NOSIGNAL)
+            err = errno
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            size = view.len
+            n = send(self._sock_fd, view.buf, view.len, MSG_NOSIGNAL)
+            err = errno
+            PyBuffer_Release(&view)
         if n < 0:
-            if not would_block(errno):
-                self._fatal_error(os_error(errno), 'Fatal write error on socket transport')
+            if not would_block(err):
+                self._fatal_error(os_error(err), 'Fatal write error on socket transport')
                 return
             n = 0
         if n == size:
@@ -418,6 +460,7 @@ cdef class StreamTransport(Transport):
         self._maybe_pause_protocol()
         return 0
 
+    @cython.binding(False)
     def _on_writable(self):
         if not self._writing:
             return
