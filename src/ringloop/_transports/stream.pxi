@@ -221,6 +221,7 @@ cdef class StreamTransport(Transport):
 
     # ---- the fd watch -----------------------------------------------------------
 
+    @cython.binding(False)
     def _start_reading(self):
         if not self._closing and not self._paused and not self._reading:
             self._loop._watch_fd(self._sock_fd, False, self._read_handle, WATCH_DRAINS)
@@ -614,6 +615,7 @@ cdef class StreamTransport(Transport):
         self._loop._soon(self._call_connection_lost, (exc,))
         return 0
 
+    @cython.binding(False)
     def _call_connection_lost(self, exc):
         loop = self._loop
         try:
