@@ -272,12 +272,20 @@ cdef class CoreLoop:
         self._swap_handle(fd, writer, handle, mode)
         return 0
 
-    cdef int _unwatch_fd(self, int fd, bint writer) except -1:
+    cdef int _unwatch_fd(self, int fd, bint writer, bint close_later=False) except -1:
+        # close_later: the caller closes fd only in a later pass, after the next kernel
+        # wait (see FdWatch.close_later).
+        cdef FdWatch w
         if self._closed:
             return 0
         self._check_fork()
-        if self.watch_at(fd) is not None:
-            self._swap_handle(fd, writer, None)
+        w = self.watch_at(fd)
+        if w is not None:
+            w.close_later = close_later
+            try:
+                self._swap_handle(fd, writer, None)
+            finally:
+                w.close_later = False
         return 0
 
     cdef char *_receive_buffer(self) except NULL:

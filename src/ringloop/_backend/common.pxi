@@ -31,6 +31,9 @@ cdef class FdWatch:
         bint kernel_oneshot     # epoll: that entry is EPOLLONESHOT
         bint kernel_multishot   # io_uring: the armed poll is multishot
         bint peer_closed        # io_uring: a poll reported POLLRDHUP/POLLHUP/POLLERR
+        # Set during an update by a watcher that closes the fd only after the loop's
+        # next kernel wait: a cancel of its poll can wait for that wait's submission.
+        bint close_later
 
     def __cinit__(self, int fd):
         self.fd = fd

@@ -145,10 +145,11 @@ cdef class UringBackend(Backend):
         if not w.dirty:
             w.dirty = True
             self.dirty.append(w)
-        if (w.want == 0 and w.armed and not self.reaping
+        if (w.want == 0 and w.armed and not w.close_later and not self.reaping
                 and self.owner == rl_current_tid()):
             # Cancel at once: an armed poll holds a reference to the file, and the user
             # may close the fd right after remove_reader() and expect the peer to see it.
+            # (A transport closing in a later pass lets the cancel go with the next wait.)
             self._flush(loop)
             rl_ring_wait(&self.r, 0)
             self._reap(loop)

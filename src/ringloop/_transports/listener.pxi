@@ -3,6 +3,9 @@
 # builds protocol + transport at once (asyncio wraps each accept in a Task; the
 # observable order is the same: connection_made runs in a later callback).
 
+cdef extern from "<sys/socket.h>" nogil:
+    int getsockname(int fd, sockaddr *addr, unsigned int *addrlen)
+
 cdef double _ACCEPT_RETRY_DELAY = _aio_constants.ACCEPT_RETRY_DELAY
 
 
@@ -55,15 +58,7 @@ cdef class Listener:
                     self.retry = self.loop.call_later(_ACCEPT_RETRY_DELAY, self._retry)
                     return
                 raise exc
-            try:
-                # Explicit family/type/proto: the socket object makes no syscall, and
-                # SOCK_NONBLOCK in type gives it timeout 0 without fcntl().
-                conn = _socket.socket(self.family, self.type | SOCK_NONBLOCK, self.proto,
-                                      conn_fd)
-            except BaseException:
-                close(conn_fd)
-                raise
-            self._serve(conn, self._addresses(&peer))
+            self._serve(conn_fd, self._addresses(&peer))
         # A backlog's worth accepted and maybe more waiting: the watch reports new
         # connections only (WATCH_DRAINS), so come back on the next pass.
         if self.watching:
@@ -79,12 +74,22 @@ cdef class Listener:
             extra['sockname'] = self.local_name
         return extra
 
-    cdef int _serve(self, conn, dict extra) except -1:
+    cdef int _serve(self, int conn_fd, dict extra) except -1:
+        # conn_fd: a connection accept4() returned (SOCK_NONBLOCK | SOCK_CLOEXEC), owned
+        # from here on. A plain transport makes its socket object only when asked for
+        # it; the TLS layer gets one at once.
+        cdef StreamTransport plain = None
+        conn = None
         protocol = None
         transport = None
         try:
             protocol = self.protocol_factory()
+            if 'sockname' not in extra and not self._add_sockname(conn_fd, extra):
+                conn = self._socket_object(conn_fd)     # not TCP: ask the socket object
+                extra_from_socket(conn, extra)
             if self.sslcontext:
+                if conn is None:
+                    conn = self._socket_object(conn_fd)
                 waiter = self.loop.create_future()
                 transport = self.loop._make_ssl_transport(
                     conn, protocol, self.sslcontext, waiter, server_side=True,
@@ -92,15 +97,24 @@ cdef class Listener:
                     ssl_shutdown_timeout=self.ssl_shutdown_timeout)
                 waiter.add_done_callback(_close_on_failed_handshake(transport))
             else:
-                transport = make_stream_transport(self.loop, conn, protocol, None, extra,
-                                                  self.server)
+                plain = StreamTransport.__new__(StreamTransport)
+                plain._sockobj = conn
+                plain._setup(self.loop, conn_fd, self.family, self.type | SOCK_NONBLOCK,
+                             self.proto, protocol, None, extra, self.server)
+                transport = plain
         except (SystemExit, KeyboardInterrupt):
+            if conn is None and (plain is None or not plain._fd_open):
+                close(conn_fd)
             raise
         except BaseException as exc:
-            if transport is None:
-                conn.close()
-            else:
+            if transport is not None:
                 transport.close()
+            elif conn is not None:
+                conn.close()
+            elif plain is not None and plain._fd_open:
+                plain._close_fd()       # _setup failed once the fd was the transport's
+            else:
+                close(conn_fd)
             # asyncio reports these only in debug mode (_accept_connection2).
             if self.loop._debug:
                 context = {'message': 'Error on transport creation for incoming connection',
@@ -111,6 +125,24 @@ cdef class Listener:
                     context['transport'] = transport
                 self.loop.call_exception_handler(context)
         return 0
+
+    cdef bint _add_sockname(self, int conn_fd, dict extra) except -1:
+        # A TCP listener bound to the wildcard address: the connection's own address
+        # (the one the client chose), from getsockname(2) without a socket object.
+        cdef sockaddr_storage local
+        cdef socklen_t local_len = sizeof(local)
+        if self.family != _socket.AF_INET and self.family != _socket.AF_INET6:
+            return False
+        if getsockname(conn_fd, <sockaddr *>&local, &local_len) < 0:
+            extra['sockname'] = None
+        else:
+            extra['sockname'] = rl_inet_address(&local)
+        return True
+
+    cdef object _socket_object(self, int conn_fd):
+        # Explicit family/type/proto: the socket object makes no syscall to learn them,
+        # and SOCK_NONBLOCK in type gives it timeout 0 without fcntl().
+        return _socket.socket(self.family, self.type | SOCK_NONBLOCK, self.proto, conn_fd)
 
     cdef int _start_watching(self) except -1:
         if self.active and not self.watching:
@@ -194,7 +226,28 @@ def stop_listener(CoreLoop loop, sock):
         (<Listener>listener).stop()
 
 
+cdef int extra_from_socket(sock, dict extra) except -1:
+    # The addresses of the transport's extra info that the caller did not know.
+    if 'sockname' not in extra:
+        try:
+            extra['sockname'] = sock.getsockname()
+        except OSError:
+            extra['sockname'] = None
+    if 'peername' not in extra:
+        try:
+            extra['peername'] = sock.getpeername()
+        except OSError:
+            extra['peername'] = None
+    return 0
+
+
 def make_stream_transport(CoreLoop loop, sock, protocol, waiter, extra, server):
+    # A transport over an existing socket object (create_connection & co.).
     cdef StreamTransport transport = StreamTransport.__new__(StreamTransport)
-    transport._setup(loop, sock, protocol, waiter, extra, server)
+    if extra is None:
+        extra = {}
+    extra_from_socket(sock, extra)
+    transport._sockobj = sock
+    transport._setup(loop, sock.fileno(), _raw_family(sock), _raw_type(sock),
+                     _raw_proto(sock), protocol, waiter, extra, server)
     return transport

@@ -94,9 +94,33 @@ cdef extern from *:
     static PyObject *rl_inet_address(const struct sockaddr_storage *ss) {
         char host[INET6_ADDRSTRLEN];
         if (ss->ss_family == AF_INET) {
+            /* Dotted quad by hand: inet_ntop formats with sprintf, a visible share
+             * of a server's cost per accepted connection. */
             const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-            return Py_BuildValue("(si)", host, ntohs(a->sin_port));
+            const unsigned char *b = (const unsigned char *)&a->sin_addr;
+            char *p = host;
+            PyObject *h, *port, *t;
+            for (int i = 0; i < 4; i++) {
+                unsigned v = b[i];
+                if (i)
+                    *p++ = '.';
+                if (v >= 100)
+                    *p++ = (char)('0' + v / 100);
+                if (v >= 10)
+                    *p++ = (char)('0' + v / 10 % 10);
+                *p++ = (char)('0' + v % 10);
+            }
+            h = PyUnicode_FromStringAndSize(host, p - host);
+            port = h ? PyLong_FromLong(ntohs(a->sin_port)) : NULL;
+            t = port ? PyTuple_New(2) : NULL;
+            if (t == NULL) {
+                Py_XDECREF(h);
+                Py_XDECREF(port);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(t, 0, h);
+            PyTuple_SET_ITEM(t, 1, port);
+            return t;
         }
         if (ss->ss_family == AF_INET6) {
             const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;

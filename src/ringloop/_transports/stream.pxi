@@ -16,7 +16,18 @@ from asyncio import protocols as _aio_protocols
 from asyncio import trsock as _aio_trsock
 from asyncio import constants as _aio_constants
 
+from cpython.set cimport PySet_Add, PySet_Discard, PySet_GET_SIZE
+
+cdef enum:
+    # From this size on a read goes straight into a new bytes object (see _read_data).
+    BULK_READ = 32 * 1024
+    # What such a read asks for: less than RECV_SIZE, because glibc's malloc serves
+    # 128 KiB and more with mmap(2), and a bytes object shrunk to what arrived would
+    # then cost an mmap, an mremap and a munmap per read.
+    BULK_RECV_SIZE = 127 * 1024
+
 cdef object _logger = _logging.getLogger('asyncio')
+cdef object _socket_class = _socket.socket
 cdef object _BufferedProtocol = _aio_protocols.BufferedProtocol
 cdef object _TransportSocket = _aio_trsock.TransportSocket
 cdef object _set_result_unless_cancelled = _aio_futures._set_result_unless_cancelled
@@ -24,19 +35,31 @@ cdef int _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _aio_constants.LOG_THRESHOLD_FOR_C
 
 
 # socket.socket's family/type/proto properties build an enum member per access
-# (about 0.4 us each); the _socket getters return the plain ints.
-cdef object _raw_family = _socket.socket.family.__get__
-cdef object _raw_type = _socket.socket.type.__get__
-cdef object _raw_proto = _socket.socket.proto.__get__
+# (about 0.4 us each); the getters of its C base, _socket.socket, return the plain ints.
+import _socket as _socket_c
+cdef object _raw_family = _socket_c.socket.family.__get__
+cdef object _raw_type = _socket_c.socket.type.__get__
+cdef object _raw_proto = _socket_c.socket.proto.__get__
 
 
-cdef int set_nodelay(sock, int fd) except -1:
+cdef object _closed_socket(int family, int type, int proto):
+    # What extra['socket'] wraps when it is first asked for after the transport closed
+    # its fd without ever making a socket object: a closed socket of the same kind, as
+    # asyncio's transports then hold (cold path).
+    try:
+        sock = _socket_class(family, type, proto)
+    except OSError:
+        return None
+    sock.close()
+    return sock
+
+
+cdef int set_nodelay(int fd, int family, int type, int proto) except -1:
     # asyncio sets TCP_NODELAY on every TCP transport (base_events._set_nodelay).
     cdef int on = 1
-    cdef int family = _raw_family(sock)
     if ((family == _socket.AF_INET or family == _socket.AF_INET6)
-            and _raw_type(sock) == _socket.SOCK_STREAM
-            and _raw_proto(sock) == _socket.IPPROTO_TCP):
+            and (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == _socket.SOCK_STREAM
+            and proto == _socket.IPPROTO_TCP):
         if setsockopt(fd, _socket.IPPROTO_TCP, _socket.TCP_NODELAY, &on, sizeof(on)) < 0:
             raise os_error(errno)
     return 0
@@ -79,8 +102,13 @@ cdef int call_flow_control(CoreLoop loop, transport, protocol, bint pause) excep
 cdef class StreamTransport(Transport):
     cdef:
         CoreLoop _loop
-        readonly object _sock
+        # The socket object, made on first use for an accepted connection (see
+        # _socket()): building one from an fd costs a Python-level __init__ and a
+        # getsockname(2), and most connections never need it.
+        object _sockobj
         readonly int _sock_fd
+        bint _fd_open               # the transport owns _sock_fd and has not closed it
+        int _family, _type, _proto  # for the socket object made later
         object _protocol
         object _server
         bint _buffered              # the protocol is a BufferedProtocol
@@ -93,6 +121,7 @@ cdef class StreamTransport(Transport):
         readonly bint _paused       # pause_reading() is in effect
         bint _reading               # the read handle is in the fd watch
         bint _writing               # the write handle is in the fd watch
+        bint _bulk                  # the last read got at least BULK_READ bytes
         readonly bint _protocol_paused  # pause_writing() was called on the protocol
         int _conn_lost
         ReadyQueue _wq              # queued bytes objects (owned references)
@@ -111,35 +140,30 @@ cdef class StreamTransport(Transport):
     def __dealloc__(self):
         ready_free(&self._wq)
 
-    cdef int _setup(self, CoreLoop loop, sock, protocol, waiter, extra, server) except -1:
-        # _SelectorTransport.__init__ + _SelectorSocketTransport.__init__.
+    cdef int _setup(self, CoreLoop loop, int fd, int family, int type, int proto,
+                    protocol, waiter, dict extra, server) except -1:
+        # _SelectorTransport.__init__ + _SelectorSocketTransport.__init__, for the
+        # socket fd (self._sockobj is set already if the caller has a socket object).
         # A protocol without connection_made fails here, before anything is registered.
         connection_made = protocol.connection_made
-        self._extra = {} if extra is None else extra
+        self._extra = extra
         self._loop = loop
-        self._extra['socket'] = _TransportSocket(sock)
-        # A Listener passes the addresses it already knows (from accept4 and its own).
-        if 'sockname' not in self._extra:
-            try:
-                self._extra['sockname'] = sock.getsockname()
-            except OSError:
-                self._extra['sockname'] = None
-        if 'peername' not in self._extra:
-            try:
-                self._extra['peername'] = sock.getpeername()
-            except OSError:
-                self._extra['peername'] = None
-        self._sock = sock
-        self._sock_fd = sock.fileno()
+        self._sock_fd = fd
+        self._fd_open = True
+        self._family = family
+        self._type = type
+        self._proto = proto
         self.set_protocol(protocol)
         self._server = server
-        self._set_write_buffer_limits(None, None)
+        # transports._FlowControlMixin's defaults (set_write_buffer_limits(None, None)).
+        self._high_water = 64 * 1024
+        self._low_water = 16 * 1024
         self._read_handle = loop._new_handle(self._on_readable, (), None)
-        self._write_handle = loop._new_handle(self._on_writable, (), None)
         if server is not None:
-            server._attach(self)
-        loop._transports[self._sock_fd] = self
-        set_nodelay(sock, self._sock_fd)
+            # Server._attach, without its Python frame.
+            PySet_Add(server._clients, self)
+        loop._transports[fd] = self
+        set_nodelay(fd, family, type, proto)
         loop._soon(connection_made, (self,))
         # Only start reading after connection_made, which may pause reading.
         loop._soon(self._start_reading, ())
@@ -147,9 +171,30 @@ cdef class StreamTransport(Transport):
             loop._soon(_set_result_unless_cancelled, (waiter, None))
         return 0
 
+    cdef object _socket(self):
+        # The socket object; None once the transport has closed its fd without one.
+        if self._sockobj is None and self._fd_open:
+            self._sockobj = _socket_class(self._family, self._type, self._proto,
+                                          self._sock_fd)
+        return self._sockobj
+
+    @property
+    def _sock(self):
+        # asyncio's transports have it (loop.sendfile() uses it), None once closed.
+        return self._socket()
+
+    def get_extra_info(self, name, default=None):
+        # asyncio.BaseTransport.get_extra_info, with extra['socket'] made on first use.
+        if name == 'socket' and name not in self._extra:
+            sock = self._socket()
+            if sock is None:
+                sock = _closed_socket(self._family, self._type, self._proto)
+            self._extra['socket'] = _TransportSocket(sock) if sock is not None else None
+        return self._extra.get(name, default)
+
     def __repr__(self):
         info = [type(self).__name__]
-        if self._sock is None:
+        if not self._fd_open:
             info.append('closed')
         elif self._closing:
             info.append('closing')
@@ -161,25 +206,40 @@ cdef class StreamTransport(Transport):
         return '<{}>'.format(' '.join(info))
 
     def __del__(self):
-        if self._sock is not None:
+        if self._fd_open:
             _warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
+            self._close_fd()
+
+    cdef int _close_fd(self) except -1:
+        # Through the socket object if there is one, so that it knows it is closed.
+        self._fd_open = False
+        if self._sockobj is not None:
+            self._sockobj.close()
+        else:
+            close(self._sock_fd)
+        return 0
 
     # ---- the fd watch -----------------------------------------------------------
 
+    @cython.binding(False)
     def _start_reading(self):
         if not self._closing and not self._paused and not self._reading:
             self._loop._watch_fd(self._sock_fd, False, self._read_handle, WATCH_DRAINS)
             self._reading = True
 
-    cdef int _stop_reading(self) except -1:
+    cdef int _stop_reading(self, bint closing=False) except -1:
+        # closing: the fd is closed by a _call_connection_lost scheduled with _soon,
+        # so in a later pass, after the loop's next kernel wait.
         if self._reading:
             self._reading = False
-            self._loop._unwatch_fd(self._sock_fd, False)
+            self._loop._unwatch_fd(self._sock_fd, False, closing)
         return 0
 
     cdef int _start_writing(self) except -1:
         if not self._writing:
+            if self._write_handle is None:
+                # Most connections never wait to write: their handle is made on demand.
+                self._write_handle = self._loop._new_handle(self._on_writable, (), None)
             self._loop._watch_fd(self._sock_fd, True, self._write_handle)
             self._writing = True
         return 0
@@ -224,6 +284,9 @@ cdef class StreamTransport(Transport):
 
     # ---- reading ----------------------------------------------------------------
 
+    # binding(False): a plain method descriptor, cheaper to call than a CyFunction
+    # (this one runs per read event, write() per message).
+    @cython.binding(False)
     def _on_readable(self):
         # The event may have been queued before a pause or close in the same pass.
         if not self._reading:
@@ -234,13 +297,34 @@ cdef class StreamTransport(Transport):
             self._read_data()
 
     cdef int _read_data(self) except -1:
-        cdef char *buf = self._loop._receive_buffer()
-        cdef ssize_t n = recv(self._sock_fd, buf, RECV_SIZE, 0)
-        if self._received_nothing(n, errno):
-            return 0
-        if n == RECV_SIZE:
+        cdef char *buf
+        cdef ssize_t n
+        cdef Py_ssize_t asked = BULK_RECV_SIZE if self._bulk else RECV_SIZE
+        if self._bulk:
+            # Large reads: straight into the bytes object data_received gets, so the
+            # only copy is the kernel's (as socket.recv does).
+            try:
+                data = rl_recv_bytes(self._sock_fd, asked)
+            except OSError as exc:
+                self._fatal_error(exc, 'Fatal read error on socket transport')
+                return 0
+            if data is None:
+                return 0
+            n = PyBytes_GET_SIZE(data)
+            if n == 0:
+                self._on_eof()
+                return 0
+        else:
+            buf = self._loop._receive_buffer()
+            n = recv(self._sock_fd, buf, RECV_SIZE, 0)
+            if self._received_nothing(n, errno):
+                return 0
+            data = PyBytes_FromStringAndSize(buf, n)
+        # Small reads are copied from the loop's buffer: a RECV_SIZE bytes object
+        # shrunk to a few bytes costs more than the copy.
+        self._bulk = n >= BULK_READ
+        if n == asked:
             self._read_again()
-        data = PyBytes_FromStringAndSize(buf, n)
         try:
             self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -314,18 +398,21 @@ cdef class StreamTransport(Transport):
 
     # ---- writing ----------------------------------------------------------------
 
+    @cython.binding(False)
     def write(self, data):
         cdef Py_buffer view
         cdef ssize_t n
         cdef Py_ssize_t size
-        if not PyBytes_CheckExact(data) and not isinstance(data, (bytes, bytearray, memoryview)):
+        cdef int err
+        cdef bint exact = PyBytes_CheckExact(data)
+        if not exact and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f'data argument must be a bytes-like object, '
                             f'not {type(data).__name__!r}')
         if self._eof:
             raise RuntimeError('Cannot call write() after write_eof()')
         if self._empty_waiter is not None:
             raise RuntimeError('unable to write; sendfile is in progress')
-        if not data:
+        if (PyBytes_GET_SIZE(data) == 0) if exact else not data:
             return
         if self._conn_lost:
             if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
@@ -336,13 +423,19 @@ cdef class StreamTransport(Transport):
             self._queue(data, 0)
             return
         # Nothing queued: try to send at once (asyncio's lowest-latency path).
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        size = view.len
-        n = send(self._sock_fd, view.buf, view.len, MSG_NOSIGNAL)
-        PyBuffer_Release(&view)
+        if exact:
+            size = PyBytes_GET_SIZE(data)
+            n = send(self._sock_fd, PyBytes_AS_STRING(data), size, MSG_NOSIGNAL)
+            err = errno
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            size = view.len
+            n = send(self._sock_fd, view.buf, view.len, MSG_NOSIGNAL)
+            err = errno
+            PyBuffer_Release(&view)
         if n < 0:
-            if not would_block(errno):
-                self._fatal_error(os_error(errno), 'Fatal write error on socket transport')
+            if not would_block(err):
+                self._fatal_error(os_error(err), 'Fatal write error on socket transport')
                 return
             n = 0
         if n == size:
@@ -368,6 +461,7 @@ cdef class StreamTransport(Transport):
         self._maybe_pause_protocol()
         return 0
 
+    @cython.binding(False)
     def _on_writable(self):
         if not self._writing:
             return
@@ -440,8 +534,8 @@ cdef class StreamTransport(Transport):
         if self._closing or self._eof:
             return
         self._eof = True
-        if not self._wq.count:
-            self._sock.shutdown(_socket.SHUT_WR)
+        if not self._wq.count and shutdown(self._sock_fd, SHUT_WR) < 0:
+            raise os_error(errno)
 
     def can_write_eof(self):
         return True
@@ -482,7 +576,9 @@ cdef class StreamTransport(Transport):
         if self._closing:
             return
         self._closing = True
-        self._stop_reading()
+        # With nothing queued the fd is closed in a later pass (see _stop_reading);
+        # otherwise _flush may close it within this one.
+        self._stop_reading(not self._wq.count)
         if not self._wq.count:
             self._conn_lost += 1
             self._stop_writing()
@@ -514,11 +610,12 @@ cdef class StreamTransport(Transport):
             self._stop_writing()
         if not self._closing:
             self._closing = True
-            self._stop_reading()
+            self._stop_reading(True)
         self._conn_lost += 1
         self._loop._soon(self._call_connection_lost, (exc,))
         return 0
 
+    @cython.binding(False)
     def _call_connection_lost(self, exc):
         loop = self._loop
         try:
@@ -529,8 +626,8 @@ cdef class StreamTransport(Transport):
             self._stop_writing()
             if loop is not None and loop._transports.get(self._sock_fd) is self:
                 del loop._transports[self._sock_fd]
-            self._sock.close()
-            self._sock = None
+            self._close_fd()
+            self._sockobj = None
             self._protocol = None
             self._loop = None
             self._read_handle = None
@@ -540,8 +637,12 @@ cdef class StreamTransport(Transport):
                     ConnectionError("Connection is closed by peer"))
             server = self._server
             if server is not None:
-                server._detach(self)
                 self._server = None
+                # Server._detach, whose Python frame only the last client needs.
+                clients = server._clients
+                PySet_Discard(clients, self)
+                if PySet_GET_SIZE(clients) == 0:
+                    server._detach(self)
 
     # ---- loop.sendfile() support (the loop pauses this transport's writes) ------
 
