@@ -596,7 +596,7 @@ cdef class CoreLoop:
         self._watches = []
         self._n_user_watches = 0
         if self._backend is not None:
-            self._backend.close()
+            self._backend.close(self)
         if self._wake_fd >= 0:
             close(self._wake_fd)
             self._wake_fd = -1
