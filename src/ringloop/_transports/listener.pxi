@@ -53,6 +53,7 @@ cdef class Listener:
         list accepted           # io_uring: fds accepted (or a final -errno) not yet served
         bint queued             # io_uring: self.handle is in the ready queue
         unsigned long fd_limit  # io_uring: RLIMIT_NOFILE when accept_op was submitted
+        bint fork_paused        # io_uring: accept cancelled for a fork, not yet re-armed
 
     def _on_readable(self):
         cdef int conn_fd, err, i
@@ -254,6 +255,12 @@ cdef class Listener:
         self.retry = None
         self._start_watching()
 
+    def _resume_after_fork(self):
+        # CoreLoop._check_fork, in the child, once its ring is new.
+        if self.fork_paused:
+            self.fork_paused = False
+            self._start_watching()
+
     cdef int stop(self) except -1:
         self.active = False
         self._stop_watching()
@@ -261,12 +268,56 @@ cdef class Listener:
             self.retry.cancel()
             self.retry = None
         self.handle = None
+        self.fork_paused = False
+        _op_listeners.discard(self)
         if self.accepted:
             for res in self.accepted:
                 if res >= 0:
                     close(res)
             self.accepted = []
         return 0
+
+
+# The kernel wakes one IORING_OP_ACCEPT per connection (it polls with EPOLLEXCLUSIVE),
+# and the first armed gets it. After fork() the parent's accept would take every
+# connection even while the parent does not run its loop (it waits for its children,
+# say), and the child's would starve. So a fork from the loop's thread cancels the
+# accepts first and arms them again in both processes (the child's on its loop's
+# first use after the fork, on its new ring).
+cdef set _op_listeners = set()      # listeners with a multishot accept (io_uring)
+cdef list _fork_paused = []
+
+
+def _pause_accepts_for_fork():
+    cdef Listener listener
+    for listener in list(_op_listeners):
+        if (listener.watching and listener.accept_op is not None
+                and (<UringBackend>listener.loop._backend).owner == rl_current_tid()):
+            try:
+                listener._stop_watching()
+            except BaseException:
+                continue
+            listener.fork_paused = True
+            _fork_paused.append(listener)
+
+
+def _resume_accepts_after_fork():
+    cdef Listener listener
+    paused = _fork_paused[:]
+    del _fork_paused[:]
+    for listener in paused:
+        try:
+            listener._resume_after_fork()
+        except BaseException:
+            pass
+
+
+def _forget_paused_accepts():
+    del _fork_paused[:]     # the child: each loop resumes its own (_resume_after_fork)
+
+
+os.register_at_fork(before=_pause_accepts_for_fork, after_in_parent=_resume_accepts_after_fork,
+                    after_in_child=_forget_paused_accepts)
 
 
 cdef class _close_on_failed_handshake:
@@ -312,6 +363,7 @@ def start_listener(CoreLoop loop, sock, protocol_factory, sslcontext, server, in
     listener.ssl_shutdown_timeout = ssl_shutdown_timeout
     if loop._backend.has_ops():
         listener.accepted = []
+        _op_listeners.add(listener)
         listener.handle = loop._new_handle(listener._on_accepted, (), None)
     else:
         listener.handle = loop._new_handle(listener._on_readable, (), None)
