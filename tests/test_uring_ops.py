@@ -9,23 +9,10 @@ import threading
 
 import pytest
 
-from netutil import accept, pattern, tcp_listener
+from netutil import pattern, tcp_listener
+from test_net_sock_api import socks  # noqa: F401  (fixture: a connected TCP pair)
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def socks():
-    """Two connected non-blocking TCP sockets (a, b)."""
-    lsock = tcp_listener()
-    a = socket.create_connection(lsock.getsockname())
-    b = accept(lsock)
-    lsock.close()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
 
 
 async def _drain(loop, sock, got):

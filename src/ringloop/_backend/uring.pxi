@@ -20,6 +20,8 @@
 # cancelled poll) and is ignored, so no Python object is ever referenced from the
 # kernel.
 
+from libc.stdint cimport uint16_t
+
 cdef extern from "<sys/socket.h>" nogil:
     enum:
         MSG_WAITALL
@@ -29,6 +31,7 @@ cdef extern from "ring.h" nogil:
         pass
     struct io_uring_sqe:
         uint64_t user_data
+        uint16_t ioprio
     struct io_uring_cqe:
         uint64_t user_data
         int res
@@ -72,6 +75,7 @@ cdef extern from "ring.h" nogil:
         IORING_FEAT_NODROP
         IORING_CQE_F_MORE
         IORING_ASYNC_CANCEL_ANY
+        IORING_RECVSEND_POLL_FIRST
         IORING_FEAT_EXT_ARG
         IORING_FEAT_FAST_POLL
         IORING_FEAT_NATIVE_WORKERS
@@ -247,6 +251,9 @@ cdef class UringBackend(Backend):
     cdef int submit_recv(self, Op op, int fd, void *buf, size_t size) except -1:
         cdef io_uring_sqe *sqe = self._op_sqe(op)
         io_uring_prep_recv(sqe, fd, buf, size, 0)
+        # Callers submit after recv(2) said EAGAIN (or predicted it): wait for data
+        # first instead of trying again at once.
+        sqe.ioprio |= IORING_RECVSEND_POLL_FIRST
         io_uring_sqe_set_data64(sqe, op_token(op))
         return 0
 
@@ -254,6 +261,7 @@ cdef class UringBackend(Backend):
         cdef io_uring_sqe *sqe = self._op_sqe(op)
         # MSG_WAITALL: the kernel finishes a partial send on a stream socket itself.
         io_uring_prep_send(sqe, fd, buf, size, MSG_NOSIGNAL | MSG_WAITALL)
+        sqe.ioprio |= IORING_RECVSEND_POLL_FIRST     # sent after send(2) filled the socket
         io_uring_sqe_set_data64(sqe, op_token(op))
         return 0
 

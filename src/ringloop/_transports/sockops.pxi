@@ -204,6 +204,38 @@ cdef extern from "Python.h":
     int _PyBytes_Resize(PyObject **b, Py_ssize_t n) except -1
 
 
+# sock_recv's buffers for IORING_OP_RECV, by request size. A recv in flight holds a
+# buffer of the whole requested size, and most results are far smaller (a 64 KiB
+# request answered with 128 bytes). Allocating and shrinking a 64 KiB bytes object per
+# wait made glibc trim and regrow its heap (brk(2), then fresh page faults) on every
+# message; so a small result is copied out and its buffer kept for the next recv.
+cdef dict _recv_buffers = {}
+
+cdef enum:
+    RECV_POOL_MIN = 2048        # smaller requests are cheap to allocate anyway
+    RECV_POOL_SIZES = 8
+    RECV_POOL_DEPTH = 64
+
+
+cdef object _recv_buffer(Py_ssize_t size):
+    cdef list pool = _recv_buffers.get(size) if size >= RECV_POOL_MIN else None
+    if pool:
+        return pool.pop()
+    return PyBytes_FromStringAndSize(NULL, size)
+
+
+cdef int _keep_recv_buffer(object data, Py_ssize_t size) except -1:
+    # data: a bytes object nothing else references (refcount 1 once the caller drops it).
+    cdef list pool = _recv_buffers.get(size)
+    if pool is None:
+        if len(_recv_buffers) >= RECV_POOL_SIZES:
+            return 0
+        pool = _recv_buffers[size] = []
+    if len(pool) < RECV_POOL_DEPTH:
+        pool.append(data)
+    return 0
+
+
 cdef class _RecvOp(Op):
     # A sock_recv / sock_recv_into as one IORING_OP_RECV. The backend keeps it until its
     # final CQE, and with it the socket and the memory the kernel writes: a new bytes
@@ -229,7 +261,7 @@ cdef class _RecvOp(Op):
         cdef Py_ssize_t size
         if self.attempt.buf is None:
             size = self.attempt.size
-            data = PyBytes_FromStringAndSize(NULL, size)
+            data = _recv_buffer(size)
             Py_INCREF(data)
             self.data = <PyObject *>data
             buf = PyBytes_AS_STRING(data)
@@ -244,11 +276,20 @@ cdef class _RecvOp(Op):
 
     cdef object _result(self, int n):
         # What the kernel received, as sock_recv / sock_recv_into returns it.
-        cdef object data
+        cdef object data, buf
+        cdef Py_ssize_t size
         if self.has_view:
             self.has_view = False
             PyBuffer_Release(&self.view)
             return n
+        size = PyBytes_GET_SIZE(<object>self.data)
+        if size >= RECV_POOL_MIN and n <= size // 4:
+            buf = <object>self.data
+            Py_DECREF(buf)              # buf now holds the reference self.data had
+            self.data = NULL
+            data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf), n)
+            _keep_recv_buffer(buf, size)
+            return data
         _PyBytes_Resize(&self.data, n)
         data = <object>self.data
         Py_DECREF(data)
