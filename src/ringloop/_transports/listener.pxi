@@ -54,6 +54,7 @@ cdef class Listener:
         bint queued             # io_uring: self.handle is in the ready queue
         unsigned long fd_limit  # io_uring: RLIMIT_NOFILE when accept_op was submitted
         bint fork_paused        # io_uring: accept cancelled for a fork, not yet re-armed
+        object __weakref__      # _op_listeners
 
     def _on_readable(self):
         cdef int conn_fd, err, i
@@ -284,7 +285,8 @@ cdef class Listener:
 # say), and the child's would starve. So a fork from the loop's thread cancels the
 # accepts first and arms them again in both processes (the child's on its loop's
 # first use after the fork, on its new ring).
-cdef set _op_listeners = set()      # listeners with a multishot accept (io_uring)
+import weakref as _weakref
+cdef object _op_listeners = _weakref.WeakSet()  # listeners with a multishot accept (io_uring)
 cdef list _fork_paused = []
 
 
