@@ -15,6 +15,10 @@ cdef extern from "<sys/resource.h>" nogil:
         RLIMIT_NOFILE
 
 
+cdef enum:
+    _FD_LIMIT_FLOOR = 64    # no RLIMIT_NOFILE is lower than this in practice
+
+
 cdef unsigned long _fd_limit() noexcept:
     cdef rlimit lim
     lim.rlim_cur = 0
@@ -143,10 +147,13 @@ cdef class Listener:
         peer.ss_family = 0      # AF_UNSPEC
         self.queued = False
         self.accepted = []
-        if self.accept_op is not None and _fd_limit() != self.fd_limit:
+        if (self.accept_op is not None and accepted
+                and accepted[len(accepted) - 1] >= _FD_LIMIT_FLOOR
+                and _fd_limit() != self.fd_limit):
             # The kernel checks the accepted fd against the RLIMIT_NOFILE of when the
             # accept was submitted (io_accept_prep): after setrlimit(), submit it anew
             # so EMFILE comes at the new limit. The old one's last accepts are served.
+            # (Below the floor no real limit is exceeded: skip the getrlimit(2).)
             op = self.accept_op
             self.accept_op = None
             self.loop._backend.cancel_op(self.loop, op)
