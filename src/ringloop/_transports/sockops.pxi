@@ -329,9 +329,10 @@ cdef class _RecvOp(Op):
             self.keep(result)
         self.fut = None
         if self.waiters:
-            for w in self.waiters:
-                if not w.done():
-                    w.set_result(None)
+            if not self.loop._closed:   # (ring teardown: nothing will run them)
+                for w in self.waiters:
+                    if not w.done():
+                        w.set_result(None)
             self.waiters = None
         return 0
 
