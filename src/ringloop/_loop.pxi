@@ -59,6 +59,8 @@ cdef class CoreLoop:
         readonly dict _transports  # fd -> the transport that owns it (asyncio's loop._transports)
         readonly dict _listeners   # listening fd -> its Listener (servers)
         bytearray _recv_waited     # fd -> 1: its last sock_recv had to wait (sockops.pxi)
+        dict _recv_ops             # fd -> its sock_recv in flight by completion, or the
+                                   # data one got after its caller was cancelled (sockops.pxi)
 
     def __cinit__(self, *args, **kwargs):
         ready_init(&self.ready, 1024)
@@ -67,6 +69,7 @@ cdef class CoreLoop:
         self._transports = {}
         self._listeners = {}
         self._recv_waited = bytearray()
+        self._recv_ops = {}
         self.slow_callback_duration = 0.1
         self._fork_gen = _fork_generation
 
@@ -173,6 +176,8 @@ cdef class CoreLoop:
             self._wake_fd = -1
         self._open_wakeup()
         self._backend.reinit(self)
+        for listener in list(self._listeners.values()):
+            listener._resume_after_fork()   # accepts paused for the fork (listener.pxi)
         return 0
 
     cdef int _fd_from(self, fileobj) except -1:
@@ -604,7 +609,7 @@ cdef class CoreLoop:
         self._watches = []
         self._n_user_watches = 0
         if self._backend is not None:
-            self._backend.close()
+            self._backend.close(self)
         if self._wake_fd >= 0:
             close(self._wake_fd)
             self._wake_fd = -1

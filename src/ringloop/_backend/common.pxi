@@ -55,6 +55,26 @@ cdef class FdWatch:
                 and self.reader_mode == WATCH_DRAINS and not self.peer_closed)
 
 
+cdef class Op:
+    # One kernel operation submitted by completion (io_uring; Backend.has_ops()). The
+    # backend keeps the Op in a slot from submission to its final completion (one
+    # without IORING_CQE_F_MORE), also after a cancel, so everything the Op references
+    # (buffers the kernel writes, the socket) stays alive while the kernel may touch
+    # it. Subclasses hold those objects and override complete().
+    cdef:
+        uint32_t slot           # index in the backend's slot table while in flight
+        uint32_t gen            # generation of the submission, in its user_data
+        bint in_flight          # submitted, final completion not yet seen
+        bint cancelled          # cancel asked: the owner no longer waits for results
+
+    cdef int complete(self, int res, bint more) except -1:
+        # One completion: res as in io_uring_cqe.res (>= 0, or -errno); more: the
+        # operation stays in flight (multishot). Called inside the backend's reap:
+        # schedule work, never run user code here. A final -ECANCELED on an Op that
+        # was not cancelled means the ring went away under it (fork): submit again.
+        return 0
+
+
 cdef class Backend:
     cdef readonly str name
 
@@ -78,7 +98,29 @@ cdef class Backend:
         # watch is registered again.
         raise NotImplementedError
 
-    cdef close(self):
+    # Operations by completion (io_uring only). Callers check has_ops() and fall back
+    # to readiness where it is False (epoll).
+    cdef bint has_ops(self) noexcept:
+        return False
+
+    cdef int submit_accept(self, Op op, int fd, bint multishot, void *addr,
+                           unsigned int *addrlen) except -1:
+        # accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC); res: the new fd.
+        raise NotImplementedError
+
+    cdef int submit_recv(self, Op op, int fd, void *buf, size_t size) except -1:
+        # recv(fd, buf, size, 0); res: the byte count.
+        raise NotImplementedError
+
+    cdef int submit_send(self, Op op, int fd, const void *buf, size_t size) except -1:
+        # send(fd, buf, size, MSG_NOSIGNAL | MSG_WAITALL); res: the byte count.
+        raise NotImplementedError
+
+    cdef int cancel_op(self, CoreLoop loop, Op op) except -1:
+        # Ask the kernel to end op; its final completion still comes (complete()).
+        raise NotImplementedError
+
+    cdef close(self, CoreLoop loop):
         pass
 
     cdef dict info(self):

@@ -157,7 +157,7 @@ cdef class EpollBackend(Backend):
             self.update(loop, <FdWatch>w)
         return 0
 
-    cdef close(self):
+    cdef close(self, CoreLoop loop):
         if self.epfd >= 0:
             close(self.epfd)
             self.epfd = -1

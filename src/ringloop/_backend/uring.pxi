@@ -8,15 +8,30 @@
 # Interest changes are batched: the watch is marked dirty and reconciled just before the
 # next io_uring_enter, which submits them together with the wait.
 #
-# user_data layout: kind (8 bits) | generation (24 bits) | fd (32 bits). A completion
-# whose generation is not the watch's current one is stale (a cancelled poll) and is
-# ignored, so no Python object is ever referenced from the kernel.
+# Operations by completion (Op, common.pxi: accept, recv, send) live in a slot table:
+# an Op holds its slot from submission to its final CQE (no IORING_CQE_F_MORE), so the
+# buffers and sockets it references outlive anything the kernel may still do with
+# them, also after an IORING_OP_ASYNC_CANCEL. Ring teardown cancels every Op and waits
+# for their final CQEs before the ring goes (close); after fork the child's ring is
+# new, so its Ops are ended with -ECANCELED and their owners submit them again.
+#
+# user_data layout: kind (8 bits) | generation (24 bits) | fd or slot (32 bits). A
+# poll completion whose generation is not the watch's current one is stale (a
+# cancelled poll) and is ignored, so no Python object is ever referenced from the
+# kernel.
+
+from libc.stdint cimport uint16_t
+
+cdef extern from "<sys/socket.h>" nogil:
+    enum:
+        MSG_WAITALL
 
 cdef extern from "ring.h" nogil:
     struct io_uring:
         pass
     struct io_uring_sqe:
         uint64_t user_data
+        uint16_t ioprio
     struct io_uring_cqe:
         uint64_t user_data
         int res
@@ -38,6 +53,12 @@ cdef extern from "ring.h" nogil:
     void io_uring_prep_poll_add(io_uring_sqe *sqe, int fd, unsigned poll_mask)
     void io_uring_prep_poll_multishot(io_uring_sqe *sqe, int fd, unsigned poll_mask)
     void io_uring_prep_cancel64(io_uring_sqe *sqe, uint64_t user_data, int flags)
+    void io_uring_prep_accept(io_uring_sqe *sqe, int fd, void *addr, unsigned int *addrlen,
+                              int flags)
+    void io_uring_prep_multishot_accept(io_uring_sqe *sqe, int fd, void *addr,
+                                        unsigned int *addrlen, int flags)
+    void io_uring_prep_recv(io_uring_sqe *sqe, int fd, void *buf, size_t len, int flags)
+    void io_uring_prep_send(io_uring_sqe *sqe, int fd, const void *buf, size_t len, int flags)
     void io_uring_sqe_set_data64(io_uring_sqe *sqe, uint64_t data)
     unsigned io_uring_peek_batch_cqe(io_uring *ring, io_uring_cqe **cqes, unsigned count)
     void io_uring_cq_advance(io_uring *ring, unsigned nr)
@@ -53,6 +74,8 @@ cdef extern from "ring.h" nogil:
         IORING_SETUP_TASKRUN_FLAG
         IORING_FEAT_NODROP
         IORING_CQE_F_MORE
+        IORING_ASYNC_CANCEL_ANY
+        IORING_RECVSEND_POLL_FIRST
         IORING_FEAT_EXT_ARG
         IORING_FEAT_FAST_POLL
         IORING_FEAT_NATIVE_WORKERS
@@ -81,9 +104,21 @@ cdef enum:
     CQE_BATCH = 256
     KIND_POLL = 1
     KIND_IGNORE = 2
+    KIND_OP = 3
+    # How long ring teardown waits for the final CQEs of cancelled Ops (socket
+    # operations end at once on cancel; this only bounds a kernel that does not).
+    TEARDOWN_WAIT_NS = 1000000000
 
 cdef inline uint64_t poll_token(uint32_t gen, int fd) noexcept:
     return (<uint64_t>KIND_POLL << 56) | (<uint64_t>(gen & 0xFFFFFF) << 32) | <uint32_t>fd
+
+cdef inline uint64_t op_token(Op op) noexcept:
+    return (<uint64_t>KIND_OP << 56) | (<uint64_t>(op.gen & 0xFFFFFF) << 32) | op.slot
+
+# Ops whose final CQE never came before their ring went (teardown timed out, or the
+# ring was left to another thread): kept referenced for the life of the process,
+# since the kernel may still write into their buffers.
+cdef list _orphaned_ops = []
 
 _SETUP_FLAG_NAMES = (
     (IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"), (IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"),
@@ -111,6 +146,7 @@ cdef list _flag_names(unsigned value, tuple table):
     return [name for bit, name in table if value & bit]
 
 
+@cython.no_gc_clear      # __dealloc__ still needs the Ops in flight (their buffers)
 cdef class UringBackend(Backend):
     cdef:
         rl_ring r
@@ -118,11 +154,16 @@ cdef class UringBackend(Backend):
         long owner               # kernel task that enabled the ring: its only submitter
         uint32_t next_gen
         bint reaping             # inside _reap: the CQ batch is not yet advanced
+        list ops                 # slot -> the Op in flight there, or None
+        list free_slots
+        Py_ssize_t n_ops         # Ops in flight
         io_uring_cqe *cqes[CQE_BATCH]
 
     def __cinit__(self):
         self.name = "io_uring"
         self.dirty = []
+        self.ops = []
+        self.free_slots = []
         self._open()
 
     cdef _open(self):
@@ -145,18 +186,164 @@ cdef class UringBackend(Backend):
         if not w.dirty:
             w.dirty = True
             self.dirty.append(w)
-        if (w.want == 0 and w.armed and not w.close_later and not self.reaping
-                and self.owner == rl_current_tid()):
+        if w.want == 0 and w.armed and not w.close_later:
             # Cancel at once: an armed poll holds a reference to the file, and the user
             # may close the fd right after remove_reader() and expect the peer to see it.
             # (A transport closing in a later pass lets the cancel go with the next wait.)
-            self._flush(loop)
-            rl_ring_wait(&self.r, 0)
-            self._reap(loop)
+            self._submit_now(loop)
+        return 0
+
+    cdef int _submit_now(self, CoreLoop loop) except -1:
+        # Submit what is queued and collect what completed, without waiting; not from
+        # inside _reap (the CQ batch is not advanced yet) nor from a thread that may
+        # not submit (IORING_SETUP_SINGLE_ISSUER).
+        if self.reaping or self.owner != rl_current_tid():
+            return 0
+        self._flush(loop)
+        rl_ring_wait(&self.r, 0)
+        self._reap(loop)
         return 0
 
     cdef bint has_pending(self) noexcept:
-        return len(self.dirty) > 0 or io_uring_sq_ready(&self.r.ring) > 0
+        # Ops in flight: their completions must be collected even when nothing is
+        # watched (rl_ring_idle keeps that pass free of syscalls when none came).
+        return (len(self.dirty) > 0 or self.n_ops > 0
+                or io_uring_sq_ready(&self.r.ring) > 0)
+
+    # ---- operations by completion (Op, common.pxi) -----------------------------------
+
+    cdef bint has_ops(self) noexcept:
+        return True
+
+    cdef io_uring_sqe *_op_sqe(self, Op op) except NULL:
+        # An SQE for op, which holds a slot from now to its final CQE. The caller
+        # preps it, then sets its user_data to op_token(op).
+        cdef io_uring_sqe *sqe
+        cdef Py_ssize_t slot
+        if op.in_flight:
+            raise RuntimeError("operation already in flight")
+        if not self.r.initialized:
+            raise RuntimeError('Event loop is closed')
+        sqe = self._sqe()
+        if self.free_slots:
+            slot = self.free_slots.pop()
+            self.ops[slot] = op
+        else:
+            slot = len(self.ops)
+            self.ops.append(op)
+        self.next_gen = (self.next_gen + 1) & 0xFFFFFF
+        op.slot = <uint32_t>slot
+        op.gen = self.next_gen
+        op.in_flight = True
+        op.cancelled = False
+        self.n_ops += 1
+        return sqe
+
+    cdef int submit_accept(self, Op op, int fd, bint multishot, void *addr,
+                           unsigned int *addrlen) except -1:
+        cdef io_uring_sqe *sqe = self._op_sqe(op)
+        if multishot:
+            io_uring_prep_multishot_accept(sqe, fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        else:
+            io_uring_prep_accept(sqe, fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        io_uring_sqe_set_data64(sqe, op_token(op))
+        return 0
+
+    cdef int submit_recv(self, Op op, int fd, void *buf, size_t size) except -1:
+        cdef io_uring_sqe *sqe = self._op_sqe(op)
+        io_uring_prep_recv(sqe, fd, buf, size, 0)
+        # Callers submit after recv(2) said EAGAIN (or predicted it): wait for data
+        # first instead of trying again at once.
+        sqe.ioprio |= IORING_RECVSEND_POLL_FIRST
+        io_uring_sqe_set_data64(sqe, op_token(op))
+        return 0
+
+    cdef int submit_send(self, Op op, int fd, const void *buf, size_t size) except -1:
+        cdef io_uring_sqe *sqe = self._op_sqe(op)
+        # MSG_WAITALL: the kernel finishes a partial send on a stream socket itself.
+        io_uring_prep_send(sqe, fd, buf, size, MSG_NOSIGNAL | MSG_WAITALL)
+        sqe.ioprio |= IORING_RECVSEND_POLL_FIRST     # sent after send(2) filled the socket
+        io_uring_sqe_set_data64(sqe, op_token(op))
+        return 0
+
+    cdef int cancel_op(self, CoreLoop loop, Op op) except -1:
+        cdef io_uring_sqe *sqe
+        if op.cancelled or not op.in_flight or not self.r.initialized:
+            op.cancelled = True
+            return 0
+        op.cancelled = True
+        sqe = self._sqe()
+        io_uring_prep_cancel64(sqe, op_token(op), 0)
+        io_uring_sqe_set_data64(sqe, <uint64_t>KIND_IGNORE << 56)
+        # At once: an operation in flight holds a reference to the file (a closed
+        # listening socket would go on accepting connections), and the final CQE of a
+        # cancelled recv should be in before the next recv on that socket.
+        self._submit_now(loop)
+        return 0
+
+    cdef int _op_done(self, uint64_t ud, int res, uint32_t flags) except -1:
+        cdef uint32_t slot = <uint32_t>(ud & 0xFFFFFFFF)
+        cdef bint more = (flags & IORING_CQE_F_MORE) != 0
+        cdef Op op
+        if slot >= <uint32_t>len(self.ops) or self.ops[slot] is None:
+            return 0
+        op = <Op>self.ops[slot]
+        if op.gen != <uint32_t>((ud >> 32) & 0xFFFFFF):
+            return 0
+        if not more:
+            self._release(op)
+        op.complete(res, more)
+        return 0
+
+    cdef int _release(self, Op op) except -1:
+        self.ops[op.slot] = None
+        self.free_slots.append(op.slot)
+        self.n_ops -= 1
+        op.in_flight = False
+        return 0
+
+    cdef int _end_ops(self, bint orphan) except -1:
+        # The ring went (fork, another thread) with Ops in flight: end each with
+        # -ECANCELED; an Op that was not cancelled is submitted again by its owner, as
+        # a new Op. orphan: the old ring may still complete them, so keep them alive.
+        cdef Op op
+        cdef list ops = [o for o in self.ops if o is not None]
+        self.ops = []
+        self.free_slots = []
+        self.n_ops = 0
+        for op in ops:
+            op.in_flight = False
+            if orphan:
+                _orphaned_ops.append(op)
+        for op in ops:
+            op.complete(-ECANCELED, False)
+        return 0
+
+    cdef int _cancel_all_ops(self, CoreLoop loop) except -1:
+        # Ring teardown with Ops in flight: cancel them all and collect their final
+        # CQEs, so no buffer is released while the kernel may still write to it. An Op
+        # the kernel does not end in time is kept alive for good (_orphaned_ops).
+        cdef io_uring_sqe *sqe
+        cdef int err = 0
+        cdef int64_t deadline
+        cdef bint live = self.r.enabled   # a disabled ring never saw a submission
+        if self.n_ops == 0:
+            return 0
+        for op in self.ops:
+            if op is not None:
+                (<Op>op).cancelled = True
+        if live and self.owner == rl_current_tid():
+            sqe = rl_ring_sqe(&self.r, &err)
+            if sqe != NULL:
+                io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY)
+                io_uring_sqe_set_data64(sqe, <uint64_t>KIND_IGNORE << 56)
+                deadline = monotonic_ns() + TEARDOWN_WAIT_NS
+                while self.n_ops and monotonic_ns() < deadline:
+                    if rl_ring_wait(&self.r, 10000000) < 0:
+                        break
+                    self._reap(loop)
+        self._end_ops(live)
+        return 0
 
     cdef int prepare_thread(self, CoreLoop loop) except -1:
         cdef long me = rl_current_tid()
@@ -165,8 +352,9 @@ cdef class UringBackend(Backend):
             return 0
         if self.r.enabled:
             # IORING_SETUP_SINGLE_ISSUER binds the ring to one thread; a loop run
-            # from another thread gets a ring of its own.
-            self.reinit(loop)
+            # from another thread gets a ring of its own. The old ring may still
+            # complete its Ops (this thread cannot cancel them): keep them alive.
+            self._reinit(loop, True)
         ret = rl_ring_enable(&self.r)
         if ret < 0:
             raise os_error(-ret)
@@ -244,13 +432,22 @@ cdef class UringBackend(Backend):
                 n = io_uring_peek_batch_cqe(&self.r.ring, self.cqes, CQE_BATCH)
                 if n == 0:
                     return total
-                for i in range(n):
-                    ud = self.cqes[i].user_data
-                    res = self.cqes[i].res
-                    if (ud >> 56) == KIND_POLL:
-                        self._poll_done(loop, <int>(ud & 0xFFFFFFFF),
-                                        <uint32_t>((ud >> 32) & 0xFFFFFF), res,
-                                        self.cqes[i].flags & IORING_CQE_F_MORE)
+                i = 0
+                try:
+                    while i < n:
+                        ud = self.cqes[i].user_data
+                        res = self.cqes[i].res
+                        if (ud >> 56) == KIND_OP:
+                            self._op_done(ud, res, self.cqes[i].flags)
+                        elif (ud >> 56) == KIND_POLL and loop is not None:
+                            self._poll_done(loop, <int>(ud & 0xFFFFFFFF),
+                                            <uint32_t>((ud >> 32) & 0xFFFFFF), res,
+                                            self.cqes[i].flags & IORING_CQE_F_MORE)
+                        i += 1
+                except BaseException:
+                    # Never see a CQE twice: this one and those before it are handled.
+                    io_uring_cq_advance(&self.r.ring, i + 1)
+                    raise
                 io_uring_cq_advance(&self.r.ring, n)
                 total += n
         finally:
@@ -287,7 +484,11 @@ cdef class UringBackend(Backend):
 
     cdef int reinit(self, CoreLoop loop) except -1:
         # After fork() the ring's memory is shared with the parent; unmap our view and
-        # close our fd (the parent's ring is untouched) and start a new one.
+        # close our fd (the parent's ring is untouched) and start a new one. The
+        # parent's Ops never complete here (and write only the parent's memory).
+        return self._reinit(loop, False)
+
+    cdef int _reinit(self, CoreLoop loop, bint orphan_ops) except -1:
         rl_ring_exit(&self.r)
         self.dirty = []
         self._open()
@@ -296,9 +497,11 @@ cdef class UringBackend(Backend):
             (<FdWatch>w).kernel_mask = 0
             (<FdWatch>w).dirty = False
             self.update(loop, <FdWatch>w)
+        self._end_ops(orphan_ops)
         return 0
 
-    cdef close(self):
+    cdef close(self, CoreLoop loop):
+        self._cancel_all_ops(loop)
         rl_ring_exit(&self.r)
 
     cdef dict info(self):
@@ -308,6 +511,11 @@ cdef class UringBackend(Backend):
         }
 
     def __dealloc__(self):
+        if self.n_ops:
+            try:
+                self._cancel_all_ops(None)
+            except BaseException:
+                pass
         rl_ring_exit(&self.r)
 
 

@@ -1,12 +1,43 @@
-# Listener: the accept side of a Server's listening socket. On each readable event it
-# accepts up to `backlog` connections with accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) and
-# builds protocol + transport at once (asyncio wraps each accept in a Task; the
+# Listener: the accept side of a Server's listening socket. With readiness (epoll) on
+# each readable event it accepts up to `backlog` connections with
+# accept4(SOCK_NONBLOCK | SOCK_CLOEXEC); on io_uring one multishot IORING_OP_ACCEPT
+# stays in flight and its completions are served in one callback per loop pass. Either
+# way it builds protocol + transport at once (asyncio wraps each accept in a Task; the
 # observable order is the same: connection_made runs in a later callback).
 
 cdef extern from "<sys/socket.h>" nogil:
     int getsockname(int fd, sockaddr *addr, unsigned int *addrlen)
+    int getpeername(int fd, sockaddr *addr, unsigned int *addrlen)
 
 cdef double _ACCEPT_RETRY_DELAY = _aio_constants.ACCEPT_RETRY_DELAY
+
+cdef extern from "<sys/resource.h>" nogil:
+    struct rlimit:
+        unsigned long rlim_cur
+    int getrlimit(int resource, rlimit *rlim)
+    enum:
+        RLIMIT_NOFILE
+
+
+cdef enum:
+    _FD_LIMIT_FLOOR = 64    # no RLIMIT_NOFILE is lower than this in practice
+
+
+cdef unsigned long _fd_limit() noexcept:
+    cdef rlimit lim
+    lim.rlim_cur = 0
+    getrlimit(RLIMIT_NOFILE, &lim)
+    return lim.rlim_cur
+
+
+cdef class _AcceptOp(Op):
+    # A listener's multishot IORING_OP_ACCEPT (Op: kept by the backend until its
+    # final completion, so the listening socket stays referenced that long).
+    cdef Listener listener
+    cdef object sock
+
+    cdef int complete(self, int res, bint more) except -1:
+        return self.listener._accepted(self, res, more)
 
 
 cdef class Listener:
@@ -26,6 +57,12 @@ cdef class Listener:
         bint watching
         bint active
         object retry
+        _AcceptOp accept_op     # io_uring: the multishot accept in flight, or None
+        list accepted           # io_uring: fds accepted (or a final -errno) not yet served
+        bint queued             # io_uring: self.handle is in the ready queue
+        unsigned long fd_limit  # io_uring: RLIMIT_NOFILE when accept_op was submitted
+        bint fork_paused        # io_uring: accept cancelled for a fork, not yet re-armed
+        object __weakref__      # _op_listeners
 
     def _on_readable(self):
         cdef int conn_fd, err, i
@@ -44,25 +81,111 @@ cdef class Listener:
                 # others may still wait behind it.
                 if err == EINTR or err == ECONNABORTED:
                     continue
-                exc = os_error(err)
-                if err == EMFILE or err == ENFILE or err == ENOBUFS or err == ENOMEM:
-                    # Out of fds or memory: the pending connections stay in the
-                    # backlog; stop polling for a while instead of spinning on them
-                    # (asyncio: selector_events._accept_connection).
-                    self.loop.call_exception_handler({
-                        'message': 'socket.accept() out of system resource',
-                        'exception': exc,
-                        'socket': _TransportSocket(self.sock),
-                    })
-                    self._stop_watching()
-                    self.retry = self.loop.call_later(_ACCEPT_RETRY_DELAY, self._retry)
-                    return
-                raise exc
+                self._accept_failed(err)
+                return
             self._serve(conn_fd, self._addresses(&peer))
         # A backlog's worth accepted and maybe more waiting: the watch reports new
         # connections only (WATCH_DRAINS), so come back on the next pass.
         if self.watching:
             ready_push(&self.loop.ready, self.handle)
+
+    cdef int _accept_failed(self, int err) except -1:
+        exc = os_error(err)
+        if err == EMFILE or err == ENFILE or err == ENOBUFS or err == ENOMEM:
+            # Out of fds or memory: the pending connections stay in the backlog;
+            # stop accepting for a while instead of spinning on them (asyncio:
+            # selector_events._accept_connection).
+            self.loop.call_exception_handler({
+                'message': 'socket.accept() out of system resource',
+                'exception': exc,
+                'socket': _TransportSocket(self.sock),
+            })
+            self._stop_watching()
+            self.retry = self.loop.call_later(_ACCEPT_RETRY_DELAY, self._retry)
+            return 0
+        raise exc
+
+    cdef int _accepted(self, _AcceptOp op, int res, bint more) except -1:
+        # A completion of a multishot accept, inside the backend's reap: queue it for
+        # _on_accepted. Any CQE without IORING_CQE_F_MORE ends the multishot accept
+        # (an error, or the kernel's choice): arm a new one, except after an error
+        # _on_accepted must report first. Not worth a report: -ECANCELED on an accept
+        # we did not cancel (the ring was re-created after fork), ECONNABORTED (the
+        # peer gave up first, accept(2)).
+        cdef bint current = op is self.accept_op and not op.cancelled
+        cdef bint transient = res == -ECANCELED or res == -EINTR or res == -ECONNABORTED
+        if not self.active:
+            # Accepted after the server stopped: nobody will serve it.
+            if res >= 0:
+                close(res)
+            return 0
+        if current and not more:
+            self.accept_op = None
+        if res >= 0 or (current and not transient):
+            self.accepted.append(res)
+            if not self.queued:
+                self.queued = True
+                ready_push(&self.loop.ready, self.handle)
+        if current and not more and (res >= 0 or transient):
+            self._arm_accept()
+        return 0
+
+    def _on_accepted(self):
+        # Serve what the multishot accept delivered since the last pass. An error is
+        # always its final completion, so it comes last.
+        cdef list accepted = self.accepted
+        cdef _AcceptOp op
+        cdef Py_ssize_t i = 0
+        cdef int res
+        cdef sockaddr_storage peer
+        # Multishot accept gives no per-connection address (one sockaddr buffer would
+        # serve every completion): peername comes from getpeername(2).
+        peer.ss_family = 0      # AF_UNSPEC
+        self.queued = False
+        self.accepted = []
+        if (self.accept_op is not None and accepted
+                and accepted[len(accepted) - 1] >= _FD_LIMIT_FLOOR
+                and _fd_limit() != self.fd_limit):
+            # The kernel checks the accepted fd against the RLIMIT_NOFILE of when the
+            # accept was submitted (io_accept_prep): after setrlimit(), submit it anew
+            # so EMFILE comes at the new limit. The old one's last accepts are served.
+            # (Below the floor no real limit is exceeded: skip the getrlimit(2).)
+            op = self.accept_op
+            self.accept_op = None
+            self.loop._backend.cancel_op(self.loop, op)
+            self._arm_accept()
+        try:
+            while i < len(accepted) and self.active:
+                res = accepted[i]
+                i += 1
+                if res < 0:
+                    if self.watching and self.accept_op is None and not (
+                            -res == EMFILE or -res == ENFILE or -res == ENOBUFS
+                            or -res == ENOMEM):
+                        self._arm_accept()      # as the readiness path keeps polling
+                    self._accept_failed(-res)
+                    continue
+                extra = self._addresses(&peer)
+                self._add_peername(res, extra)
+                self._serve(res, extra)
+        finally:
+            # Stopped meanwhile (or an exception): close what nobody will serve.
+            while i < len(accepted):
+                res = accepted[i]
+                i += 1
+                if res >= 0:
+                    close(res)
+
+    cdef int _arm_accept(self) except -1:
+        cdef _AcceptOp op = _AcceptOp.__new__(_AcceptOp)
+        op.listener = self
+        op.sock = self.sock
+        self.loop._check_closed()
+        self.loop._check_fork()
+        self.fd_limit = _fd_limit()
+        self.loop._backend.submit_accept(op, self.fd, True, NULL, NULL)
+        self.accept_op = op
+        return 0
 
     cdef dict _addresses(self, const sockaddr_storage *peer):
         # The transport's sockname/peername extra info, without asking the socket.
@@ -129,14 +252,25 @@ cdef class Listener:
     cdef bint _add_sockname(self, int conn_fd, dict extra) except -1:
         # A TCP listener bound to the wildcard address: the connection's own address
         # (the one the client chose), from getsockname(2) without a socket object.
-        cdef sockaddr_storage local
-        cdef socklen_t local_len = sizeof(local)
+        return self._add_inet_address(conn_fd, extra, False)
+
+    cdef bint _add_peername(self, int conn_fd, dict extra) except -1:
+        # A connection from a multishot accept: its peer, from getpeername(2). Other
+        # families are left to the socket object (see _serve).
+        return self._add_inet_address(conn_fd, extra, True)
+
+    cdef bint _add_inet_address(self, int conn_fd, dict extra, bint peer) except -1:
+        cdef sockaddr_storage addr
+        cdef socklen_t addr_len = sizeof(addr)
+        cdef int ret
         if self.family != _socket.AF_INET and self.family != _socket.AF_INET6:
             return False
-        if getsockname(conn_fd, <sockaddr *>&local, &local_len) < 0:
-            extra['sockname'] = None
+        if peer:
+            ret = getpeername(conn_fd, <sockaddr *>&addr, &addr_len)
         else:
-            extra['sockname'] = rl_inet_address(&local)
+            ret = getsockname(conn_fd, <sockaddr *>&addr, &addr_len)
+        extra['peername' if peer else 'sockname'] = (
+            None if ret < 0 else rl_inet_address(&addr))
         return True
 
     cdef object _socket_object(self, int conn_fd):
@@ -146,19 +280,34 @@ cdef class Listener:
 
     cdef int _start_watching(self) except -1:
         if self.active and not self.watching:
-            self.loop._watch_fd(self.fd, False, self.handle, WATCH_DRAINS)
+            if self.accepted is not None:
+                self._arm_accept()
+            else:
+                self.loop._watch_fd(self.fd, False, self.handle, WATCH_DRAINS)
             self.watching = True
         return 0
 
     cdef int _stop_watching(self) except -1:
+        cdef _AcceptOp op
         if self.watching:
             self.watching = False
-            self.loop._unwatch_fd(self.fd, False)
+            if self.accepted is None:
+                self.loop._unwatch_fd(self.fd, False)
+            elif self.accept_op is not None:
+                op = self.accept_op
+                self.accept_op = None
+                self.loop._backend.cancel_op(self.loop, op)
         return 0
 
     def _retry(self):
         self.retry = None
         self._start_watching()
+
+    def _resume_after_fork(self):
+        # CoreLoop._check_fork, in the child, once its ring is new.
+        if self.fork_paused:
+            self.fork_paused = False
+            self._start_watching()
 
     cdef int stop(self) except -1:
         self.active = False
@@ -167,7 +316,57 @@ cdef class Listener:
             self.retry.cancel()
             self.retry = None
         self.handle = None
+        self.fork_paused = False
+        _op_listeners.discard(self)
+        if self.accepted:
+            for res in self.accepted:
+                if res >= 0:
+                    close(res)
+            self.accepted = []
         return 0
+
+
+# The kernel wakes one IORING_OP_ACCEPT per connection (it polls with EPOLLEXCLUSIVE),
+# and the first armed gets it. After fork() the parent's accept would take every
+# connection even while the parent does not run its loop (it waits for its children,
+# say), and the child's would starve. So a fork from the loop's thread cancels the
+# accepts first and arms them again in both processes (the child's on its loop's
+# first use after the fork, on its new ring).
+import weakref as _weakref
+cdef object _op_listeners = _weakref.WeakSet()  # listeners with a multishot accept (io_uring)
+cdef list _fork_paused = []
+
+
+def _pause_accepts_for_fork():
+    cdef Listener listener
+    for listener in list(_op_listeners):
+        if (listener.watching and listener.accept_op is not None
+                and (<UringBackend>listener.loop._backend).owner == rl_current_tid()):
+            try:
+                listener._stop_watching()
+            except BaseException:
+                continue
+            listener.fork_paused = True
+            _fork_paused.append(listener)
+
+
+def _resume_accepts_after_fork():
+    cdef Listener listener
+    paused = _fork_paused[:]
+    del _fork_paused[:]
+    for listener in paused:
+        try:
+            listener._resume_after_fork()
+        except BaseException:
+            pass
+
+
+def _forget_paused_accepts():
+    del _fork_paused[:]     # the child: each loop resumes its own (_resume_after_fork)
+
+
+os.register_at_fork(before=_pause_accepts_for_fork, after_in_parent=_resume_accepts_after_fork,
+                    after_in_child=_forget_paused_accepts)
 
 
 cdef class _close_on_failed_handshake:
@@ -211,7 +410,12 @@ def start_listener(CoreLoop loop, sock, protocol_factory, sslcontext, server, in
     listener.backlog = backlog if backlog > 0 else 1
     listener.ssl_handshake_timeout = ssl_handshake_timeout
     listener.ssl_shutdown_timeout = ssl_shutdown_timeout
-    listener.handle = loop._new_handle(listener._on_readable, (), None)
+    if loop._backend.has_ops():
+        listener.accepted = []
+        _op_listeners.add(listener)
+        listener.handle = loop._new_handle(listener._on_accepted, (), None)
+    else:
+        listener.handle = loop._new_handle(listener._on_readable, (), None)
     listener.active = True
     old = loop._listeners.pop(listener.fd, None)
     if old is not None:
