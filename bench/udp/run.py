@@ -11,11 +11,12 @@ endpoint whose protocol sends every datagram back with transport.sendto) pinned 
 The generator measures, over exactly its window, the datagrams echoed and the
 server's CPU time (user + system, /proc/PID/task/*/schedstat). Rounds are
 interleaved (every workload on every loop, A B C A B C ...), the report gives the
-median over rounds of the server's CPU ns per datagram and of the datagrams per
-second, with ringloop's ratios to uvloop and asyncio (of the medians, and
-"paired": the median of the per-round ratios to uvloop) ("busy": the server's CPU
-time over the window; "stolen": the share of the window it was runnable but another
-process had its CPU, i.e. the machine's noise). The floor is
+median over rounds of the server's CPU ns per datagram ("user": the part of it in
+user mode, from the tick-sampled utime of /proc/PID/stat) and of the datagrams per
+second, with ringloop's ratios to uvloop and asyncio (of the medians, and "paired":
+the median of the per-round ratios to uvloop) ("busy": the server's CPU time over
+the window; "stolen": the share of the window it was runnable but another process
+had its CPU, i.e. the machine's noise). The floor is
 bench/floor/udp_echo_server.c: blocking recvfrom/sendto, no event loop.
 
 --base DIR adds a "base:" column for each ringloop backend: the same server with
@@ -110,6 +111,8 @@ def measure(impl, workload, args):
     if not r.get("ok") or not r["datagrams"] or r["bad"]:
         return {"ok": False, "error": f"load generator: {r}"}
     r["cpu_ns_per_dgram"] = r["server_cpu_ns"] / r["datagrams"]
+    # of which in user mode (the loop and the protocol, not the kernel's socket work)
+    r["user_ns_per_dgram"] = r["server_user_ns"] / r["datagrams"]
     r["dgrams_per_s"] = r["datagrams"] / (r["window_ns"] / 1e9)
     r["server_busy"] = r["server_cpu_ns"] / r["window_ns"]
     # runnable but kept off its CPU by another process: the machine's noise
@@ -138,7 +141,7 @@ def table(results, impls):
     lines = []
     for workload, by_impl in results.items():
         lines.append(f"\n{workload}: {WORKLOADS[workload][3]}")
-        lines.append(f"  {'loop':<24} {'server CPU/dgram':>16} {'dgrams/s':>10} "
+        lines.append(f"  {'loop':<24} {'server CPU/dgram':>16} {'user':>8} {'dgrams/s':>10} "
                      f"{'busy':>5} {'stolen':>6} {'lost':>5}   vs uvloop  vs asyncio  paired vs uvloop (CPU/dgram)")
         cpu = {impl: median(by_impl[impl], "cpu_ns_per_dgram") for impl in impls}
         for impl in impls:
@@ -155,7 +158,9 @@ def table(results, impls):
                 paired = paired_ratio(rounds, by_impl.get("uvloop", []))
                 ratios += f"  {paired:9.2f}x" if paired else f"  {'-':>10}"
             lost = sum(r["lost"] for r in rounds if r.get("ok"))
-            lines.append(f"  {impl:<24} {cpu[impl] / 1000:13.2f} us {median(rounds, 'dgrams_per_s'):10.0f} "
+            lines.append(f"  {impl:<24} {cpu[impl] / 1000:13.2f} us "
+                         f"{median(rounds, 'user_ns_per_dgram') / 1000:5.2f} us "
+                         f"{median(rounds, 'dgrams_per_s'):10.0f} "
                          f"{median(rounds, 'server_busy'):5.0%} "
                          f"{median(rounds, 'server_stolen'):6.0%} {lost:5d}   {ratios}")
     return "\n".join(lines)
