@@ -717,6 +717,53 @@ def test_datagram_received_error_is_reported_and_reading_goes_on(loop, run, endp
     run(main())
 
 
+def test_errors_in_datagram_received_lose_nothing_of_the_queue(loop, run, endpoint):
+    # Every other datagram raises, in one batch and in the held rest of it, while
+    # more wait in the kernel's queue and nothing new arrives after them: all are
+    # delivered, in order, each exception reported once.
+    class Fragile(DProto):
+        def datagram_received(self, data, addr):
+            super().datagram_received(data, addr)
+            if int(data) % 2:
+                raise ZeroDivisionError(data)
+
+    async def main():
+        seen = collect_exceptions(loop)
+        tr, p = await endpoint(Fragile, local_addr=("127.0.0.1", 0))
+        with plain_udp() as peer:
+            for i in range(40):
+                peer.sendto(b"%d" % i, tr.get_extra_info("sockname"))
+            await p.wait_count(40)
+        assert p.data() == [b"%d" % i for i in range(40)]
+        await settle()
+        assert [ctx["exception"].args[0] for ctx in seen] == [b"%d" % i
+                                                             for i in range(1, 40, 2)]
+        assert not tr.is_closing()
+    run(main())
+
+
+def test_datagrams_queued_behind_an_error_are_delivered(loop, run, endpoint):
+    # A connected socket with datagrams from its peer queued, then an ICMP error
+    # (the peer closed): the receive reports the error (error_received) instead of
+    # the datagrams, which still come, with no new traffic to wake the loop.
+    async def main():
+        peer = plain_udp()
+        tr, p = await endpoint(remote_addr=peer.getsockname())
+        tr.pause_reading()
+        for i in range(3):
+            peer.sendto(b"%d" % i, tr.get_extra_info("sockname"))
+        peer.close()
+        tr.sendto(b"anyone?")       # port unreachable: ECONNREFUSED on the socket
+        await asyncio.sleep(0.05)
+        tr.resume_reading()
+        await p.wait_count(3)
+        await until(lambda: p.errors, what="error_received")
+        assert p.data() == [b"0", b"1", b"2"]
+        assert [type(e) for e in p.errors] == [ConnectionRefusedError]
+        assert not tr.is_closing()
+    run(main())
+
+
 def test_close_inside_datagram_received(loop, run, endpoint):
     class Closer(DProto):
         def datagram_received(self, data, addr):

@@ -13,7 +13,8 @@
  * After WARMUP seconds it measures for DURATION seconds, then prints one JSON
  * object: datagrams echoed in the window, lost, late and bad ones, and over exactly
  * the window the CPU time of the server (sum of /proc/PID/task/TID/schedstat over
- * its threads: user + system ns, and the time it was runnable but kept off its CPU)
+ * its threads: user + system ns, and the time it was runnable but kept off its CPU;
+ * and its user-mode time alone, from /proc/PID/stat)
  * and the same for this process, so a reader can see the generator was not the
  * bottleneck. Exits 1 with {"ok": false, "error": ...} when it cannot start. */
 #define _GNU_SOURCE
@@ -56,6 +57,22 @@ static long long now_ns(clockid_t clock) {
 static void fail(const char *what) {
     printf("{\"ok\": false, \"error\": \"%s: %s\"}\n", what, strerror(errno));
     exit(1);
+}
+
+/* User-mode CPU time (ns) of a process, all threads: utime of /proc/PID/stat, in
+ * clock ticks (sampled by the kernel's tick, so a share of the exact total above). */
+static long long user_ns_of(int pid) {
+    char path[64], line[1024], *p;
+    unsigned long long utime = 0;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    if (fgets(line, sizeof line, f) && (p = strrchr(line, ')')))
+        /* after "(comm)": state and fields 4..13, then utime (field 14) */
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu", &utime);
+    fclose(f);
+    return (long long)(utime * (1000000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK)));
 }
 
 /* CPU time and run delay (ns) of a process: the sum over its threads. */
@@ -180,6 +197,7 @@ int main(int argc, char **argv) {
     long long window_start = start + (long long)(warmup * 1e9);
     long long window_end = window_start + (long long)(duration * 1e9);
     long long s_cpu0 = 0, s_wait0 = 0, s_cpu1, s_wait1, my_cpu0 = 0, my_wait0 = 0;
+    long long s_user0 = 0, s_user1;
     long long my_cpu1, my_wait1, counted0 = 0, lost0 = 0, late0 = 0;
     int measuring = 0;
     struct epoll_event events[256];
@@ -202,6 +220,7 @@ int main(int argc, char **argv) {
         if (!measuring && now >= window_start) {
             measuring = 1;
             usage_of(server_pid, &s_cpu0, &s_wait0);
+            s_user0 = user_ns_of(server_pid);
             usage_of(getpid(), &my_cpu0, &my_wait0);
             counted0 = counted;
             lost0 = lost;
@@ -210,13 +229,16 @@ int main(int argc, char **argv) {
         }
         if (measuring && now >= window_end) {
             usage_of(server_pid, &s_cpu1, &s_wait1);
+            s_user1 = user_ns_of(server_pid);
             usage_of(getpid(), &my_cpu1, &my_wait1);
             printf("{\"ok\": true, \"datagrams\": %lld, \"lost\": %lld, \"late\": %lld, "
                    "\"bad\": %lld, \"send_errors\": %lld, \"first_error\": \"%s\", "
                    "\"window_ns\": %lld, \"server_cpu_ns\": %lld, \"server_wait_ns\": %lld, "
+                   "\"server_user_ns\": %lld, "
                    "\"loadgen_cpu_ns\": %lld, \"loadgen_wait_ns\": %lld}\n",
                    counted - counted0, lost - lost0, late - late0, bad, send_errors,
                    first_error, now - window_start, s_cpu1 - s_cpu0, s_wait1 - s_wait0,
+                   s_user1 - s_user0,
                    my_cpu1 - my_cpu0, my_wait1 - my_wait0);
             return 0;
         }

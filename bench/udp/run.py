@@ -3,6 +3,7 @@
     python bench/udp/run.py [--rounds 5] [--duration 2] [--warmup 0.5]
                             [--loops asyncio,uvloop,ringloop] [--bench a,b]
                             [--cpu 0] [--loadgen-cpu 1] [--no-floor] [--json PATH]
+                            [--base DIR]
 
 Each measurement starts a fresh echo server (bench/udp/server.py: a datagram
 endpoint whose protocol sends every datagram back with transport.sendto) pinned to
@@ -10,11 +11,17 @@ endpoint whose protocol sends every datagram back with transport.sendto) pinned 
 The generator measures, over exactly its window, the datagrams echoed and the
 server's CPU time (user + system, /proc/PID/task/*/schedstat). Rounds are
 interleaved (every workload on every loop, A B C A B C ...), the report gives the
-median over rounds of the server's CPU ns per datagram and of the datagrams per
-second, with ringloop's ratios to uvloop and asyncio ("busy": the server's CPU
-time over the window; "stolen": the share of the window it was runnable but another
-process had its CPU, i.e. the machine's noise). The floor is
+median over rounds of the server's CPU ns per datagram ("user": the part of it in
+user mode, from the tick-sampled utime of /proc/PID/stat) and of the datagrams per
+second, with ringloop's ratios to uvloop and asyncio (of the medians, and "paired":
+the median of the per-round ratios to uvloop) ("busy": the server's CPU time over
+the window; "stolen": the share of the window it was runnable but another process
+had its CPU, i.e. the machine's noise). The floor is
 bench/floor/udp_echo_server.c: blocking recvfrom/sendto, no event loop.
+
+--base DIR adds a "base:" column for each ringloop backend: the same server with
+DIR first on PYTHONPATH, i.e. another build of ringloop (a copy of src/ with its
+compiled extension), measured in the same rounds, for a before/after comparison.
 
 Datagrams per second of a ping-pong workload are bound by the round trip (both
 processes sleep and wake per datagram); CPU per datagram is the figure to compare.
@@ -37,6 +44,7 @@ import loops  # noqa: E402
 
 SERVER = os.path.join(HERE, "server.py")
 FLOOR = "C floor"
+BASE = "base:"          # prefix of an implementation run from the --base build
 
 # name: (sockets, datagrams in flight per socket, datagram size, description)
 WORKLOADS = {
@@ -47,14 +55,19 @@ WORKLOADS = {
 }
 
 
-def start_server(impl, cpu):
+def start_server(impl, cpu, base=None):
+    env = None
     if impl == FLOOR:
         cmd = [cfloor.build("udp_echo_server")]
+    elif impl.startswith(BASE):
+        cmd = [sys.executable, SERVER, impl[len(BASE):]]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            filter(None, [base, os.environ.get("PYTHONPATH")])))
     else:
         cmd = [sys.executable, SERVER, impl]
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, preexec_fn=pin)
+                            stderr=subprocess.DEVNULL, text=True, preexec_fn=pin, env=env)
     line = proc.stdout.readline()
     try:
         info = json.loads(line)
@@ -80,7 +93,7 @@ def stop(proc):
 def measure(impl, workload, args):
     socks, depth, size, _ = WORKLOADS[workload]
     try:
-        proc, info = start_server(impl, args.cpu)
+        proc, info = start_server(impl, args.cpu, args.base)
     except (RuntimeError, OSError) as exc:
         return {"ok": False, "error": str(exc)}
     try:
@@ -98,6 +111,8 @@ def measure(impl, workload, args):
     if not r.get("ok") or not r["datagrams"] or r["bad"]:
         return {"ok": False, "error": f"load generator: {r}"}
     r["cpu_ns_per_dgram"] = r["server_cpu_ns"] / r["datagrams"]
+    # of which in user mode (the loop and the protocol, not the kernel's socket work)
+    r["user_ns_per_dgram"] = r["server_user_ns"] / r["datagrams"]
     r["dgrams_per_s"] = r["datagrams"] / (r["window_ns"] / 1e9)
     r["server_busy"] = r["server_cpu_ns"] / r["window_ns"]
     # runnable but kept off its CPU by another process: the machine's noise
@@ -105,31 +120,47 @@ def measure(impl, workload, args):
     return r
 
 
+def is_ringloop(impl):
+    return loops.is_ringloop(impl.removeprefix(BASE))
+
+
 def median(rounds, key):
     values = [r[key] for r in rounds if r.get("ok")]
     return statistics.median(values) if values else None
+
+
+def paired_ratio(rounds, baseline):
+    """Median over rounds of the CPU/dgram ratio to the baseline's measurement in the
+    same round (a few seconds apart), less exposed to the machine's slow drifts."""
+    ratios = [r["cpu_ns_per_dgram"] / b["cpu_ns_per_dgram"]
+              for r, b in zip(rounds, baseline) if r.get("ok") and b.get("ok")]
+    return statistics.median(ratios) if ratios else None
 
 
 def table(results, impls):
     lines = []
     for workload, by_impl in results.items():
         lines.append(f"\n{workload}: {WORKLOADS[workload][3]}")
-        lines.append(f"  {'loop':<20} {'server CPU/dgram':>16} {'dgrams/s':>10} "
-                     f"{'busy':>5} {'stolen':>6} {'lost':>5}   vs uvloop  vs asyncio (CPU/dgram)")
+        lines.append(f"  {'loop':<24} {'server CPU/dgram':>16} {'user':>8} {'dgrams/s':>10} "
+                     f"{'busy':>5} {'stolen':>6} {'lost':>5}   vs uvloop  vs asyncio  paired vs uvloop (CPU/dgram)")
         cpu = {impl: median(by_impl[impl], "cpu_ns_per_dgram") for impl in impls}
         for impl in impls:
             rounds = by_impl[impl]
             if cpu[impl] is None:
                 errors = {r.get("error") for r in rounds}
-                lines.append(f"  {impl:<20} failed: {'; '.join(map(str, errors))[:120]}")
+                lines.append(f"  {impl:<24} failed: {'; '.join(map(str, errors))[:120]}")
                 continue
             ratios = ""
-            if loops.is_ringloop(impl):
+            if is_ringloop(impl):
                 ratios = "  ".join(
                     f"{cpu[impl] / cpu[b]:9.2f}x" if cpu.get(b) else f"{'-':>10}"
                     for b in ("uvloop", "asyncio"))
+                paired = paired_ratio(rounds, by_impl.get("uvloop", []))
+                ratios += f"  {paired:9.2f}x" if paired else f"  {'-':>10}"
             lost = sum(r["lost"] for r in rounds if r.get("ok"))
-            lines.append(f"  {impl:<20} {cpu[impl] / 1000:13.2f} us {median(rounds, 'dgrams_per_s'):10.0f} "
+            lines.append(f"  {impl:<24} {cpu[impl] / 1000:13.2f} us "
+                         f"{median(rounds, 'user_ns_per_dgram') / 1000:5.2f} us "
+                         f"{median(rounds, 'dgrams_per_s'):10.0f} "
                          f"{median(rounds, 'server_busy'):5.0%} "
                          f"{median(rounds, 'server_stolen'):6.0%} {lost:5d}   {ratios}")
     return "\n".join(lines)
@@ -147,12 +178,18 @@ def main(argv):
     ap.add_argument("--cpu", type=int, default=allowed[0])
     ap.add_argument("--loadgen-cpu", type=int, default=allowed[1] if len(allowed) > 1 else None)
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--base", metavar="DIR",
+                    help="also run each ringloop backend from this build (PYTHONPATH)")
     args = ap.parse_args(argv)
     impls = loops.expand(args.loops.split(","))
+    if args.base:
+        impls += [BASE + impl for impl in impls if loops.is_ringloop(impl)]
     if not args.no_floor:
         impls.append(FLOOR)
     workloads = args.bench.split(",") if args.bench else list(WORKLOADS)
     results = {w: {impl: [] for impl in impls} for w in workloads}
+    if args.base:
+        print(f"{BASE} ringloop from {args.base}")
     print(f"UDP echo, Python {platform.python_version()}, server on CPU {args.cpu}, "
           f"load generator on CPU {args.loadgen_cpu}, {args.rounds} rounds of "
           f"{args.duration}s (+{args.warmup}s warm-up)", flush=True)

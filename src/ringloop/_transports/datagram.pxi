@@ -7,7 +7,11 @@
 # receive buffer; each becomes one bytes object and one datagram_received() call, up
 # to MAX_DATAGRAMS_PER_EVENT per readable event (asyncio reads one per event). A
 # recvmmsg that returns fewer datagrams than it had room for has emptied the queue, so
-# request/response traffic costs one receive syscall per event, not two.
+# request/response traffic costs one receive syscall per event, not two. The read
+# watch is WATCH_DRAINS (io_uring: one multishot poll for the transport's life, not a
+# poll re-armed per datagram), so a read that stops before the queue is known to be
+# empty (the per-event cap, an error, an exception from the protocol) reads again on
+# the next pass: the watch reports new datagrams only.
 # Writes: sendto() at once when nothing is queued; a datagram the kernel would not
 # take is queued (as a bytes copy) and sent when the socket turns writable.
 # Addresses: for AF_INET/AF_INET6/AF_UNIX the transport builds the sender's address
@@ -223,7 +227,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
 
     def _start_reading(self):
         if not self._closing and not self._paused and not self._reading:
-            self._loop._watch_fd(self._sock_fd, False, self._read_handle)
+            self._loop._watch_fd(self._sock_fd, False, self._read_handle, WATCH_DRAINS)
             self._reading = True
 
     cdef int _stop_reading(self) except -1:
@@ -297,7 +301,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
         cdef char *buf = self._loop._receive_buffer()
         cdef int slots = 1 if self._family == AF_UNIX else DGRAM_SLOTS
         cdef size_t slot_size = RECV_SIZE // slots
-        cdef int i, n, total = 0
+        cdef int i, n, err, total = 0
         memset(msgs, 0, sizeof(msgs))
         for i in range(slots):
             iov[i].iov_base = buf + i * slot_size
@@ -312,8 +316,11 @@ cdef class DatagramSocketTransport(DatagramTransport):
             if n < 0:
                 # An ICMP error (ECONNREFUSED after a send to a closed port on a
                 # connected socket) is the protocol's business, not fatal (asyncio).
+                # recvmmsg(2) reports it instead of the datagrams behind it.
                 if not would_block(errno):
-                    self._protocol.error_received(os_error(errno))
+                    err = errno
+                    self._read_again()
+                    self._protocol.error_received(os_error(err))
                 return 0
             for i in range(n):
                 if not self._reading:
@@ -329,14 +336,22 @@ cdef class DatagramSocketTransport(DatagramTransport):
                     self._protocol.datagram_received(data, addr)
                 except BaseException:
                     # Reported by the handle running us, as asyncio's would; the rest
-                    # of the batch is delivered in a callback of its own.
+                    # of the batch, then of the queue, on the next pass.
                     if i + 1 < n and not self._closing:
                         self._hold(msgs, names, i + 1, n)
-                        self._loop.call_soon(self._deliver_held)
+                    if self._reading:
+                        self._read_again()
                     raise
             total += n
             if n < slots:
                 return 0
+        self._read_again()
+        return 0
+
+    cdef int _read_again(self) except -1:
+        # The queue may hold more than this pass read: the read watch reports new
+        # datagrams only (WATCH_DRAINS), so run _on_readable again on the next pass.
+        ready_push(&self._loop.ready, self._read_handle)
         return 0
 
     cdef object _sender(self, sockaddr_storage *name, socklen_t namelen):
@@ -375,8 +390,9 @@ cdef class DatagramSocketTransport(DatagramTransport):
             try:
                 self._protocol.datagram_received(data, addr)
             except BaseException:
-                if held and not self._closing:
-                    self._loop.call_soon(self._deliver_held)
+                # The rest, then the kernel's queue, on the next pass (as in _receive).
+                if self._reading:
+                    self._read_again()
                 raise
         if self._closing:
             self._held = None
