@@ -20,6 +20,7 @@ NAME = "C floor"
 # Extra linker arguments by program (liburing: the liburing-dev package).
 LINK_FLAGS = {
     "uring_echo_server": ["-luring"],
+    "udp_uring_echo_server": ["-luring"],
     "tls_echo_server": ["-lssl", "-lcrypto"],
     "tls_loadgen": ["-lssl", "-lcrypto"],
 }

@@ -8,7 +8,6 @@ ring) and its ratio to "poll" (what ringloop's io_uring backend does now).
 """
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,16 +22,6 @@ import run  # noqa: E402
 MODES = ["epoll", "poll", "multishot", "recvmsg", "ring"]
 
 
-def build():
-    src = os.path.join(cfloor.SRC_DIR, "udp_uring_echo_server.c")
-    exe = os.path.join(cfloor.BUILD_DIR, "udp_uring_echo_server")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        os.makedirs(cfloor.BUILD_DIR, exist_ok=True)
-        cc = os.environ.get("CC") or shutil.which("cc")
-        subprocess.run([cc, "-O2", "-Wall", "-o", exe, src, "-luring"], check=True)
-    return exe
-
-
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -43,7 +32,7 @@ def main(argv):
     ap.add_argument("--cpu", type=int, default=allowed[0])
     ap.add_argument("--loadgen-cpu", type=int, default=allowed[-1])
     args = ap.parse_args(argv)
-    exe = build()
+    exe = cfloor.build("udp_uring_echo_server")
     workloads = args.bench.split(",")
     res = {w: {m: [] for m in MODES} for w in workloads}
     for _ in range(args.rounds):
