@@ -30,6 +30,11 @@ cdef unsigned long _fd_limit() noexcept:
     return lim.rlim_cur
 
 
+cdef inline bint _out_of_resources(int err) noexcept:
+    # accept(2) errors after which the listener pauses for ACCEPT_RETRY_DELAY.
+    return err == EMFILE or err == ENFILE or err == ENOBUFS or err == ENOMEM
+
+
 cdef class _AcceptOp(Op):
     # A listener's multishot IORING_OP_ACCEPT (Op: kept by the backend until its
     # final completion, so the listening socket stays referenced that long).
@@ -91,7 +96,7 @@ cdef class Listener:
 
     cdef int _accept_failed(self, int err) except -1:
         exc = os_error(err)
-        if err == EMFILE or err == ENFILE or err == ENOBUFS or err == ENOMEM:
+        if _out_of_resources(err):
             # Out of fds or memory: the pending connections stay in the backlog;
             # stop accepting for a while instead of spinning on them (asyncio:
             # selector_events._accept_connection).
@@ -159,9 +164,8 @@ cdef class Listener:
                 res = accepted[i]
                 i += 1
                 if res < 0:
-                    if self.watching and self.accept_op is None and not (
-                            -res == EMFILE or -res == ENFILE or -res == ENOBUFS
-                            or -res == ENOMEM):
+                    if (self.watching and self.accept_op is None
+                            and not _out_of_resources(-res)):
                         self._arm_accept()      # as the readiness path keeps polling
                     self._accept_failed(-res)
                     continue
