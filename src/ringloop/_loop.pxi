@@ -177,7 +177,7 @@ cdef class CoreLoop:
         self._open_wakeup()
         self._backend.reinit(self)
         for listener in list(self._listeners.values()):
-            listener._resume_after_fork()   # accepts paused for the fork (listener.pxi)
+            listener._resume_after_fork(True)   # accepts paused for the fork (listener.pxi)
         return 0
 
     cdef int _fd_from(self, fileobj) except -1:

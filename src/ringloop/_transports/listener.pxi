@@ -62,7 +62,8 @@ cdef class Listener:
         bint watching
         bint active
         object retry
-        _AcceptOp accept_op     # io_uring: the multishot accept in flight, or None
+        bint by_completion      # io_uring, socket not shared across fork: accept by Op
+        _AcceptOp accept_op     # the multishot accept in flight, or None
         list accepted           # io_uring: fds accepted (or a final -errno) not yet served
         bint queued             # io_uring: self.handle is in the ready queue
         unsigned long fd_limit  # io_uring: RLIMIT_NOFILE when accept_op was submitted
@@ -73,6 +74,8 @@ cdef class Listener:
         cdef int conn_fd, err, i
         cdef sockaddr_storage peer
         cdef socklen_t peer_len
+        if self.accepted:
+            self._on_accepted()     # the last completions of the accept a fork cancelled
         if not self.watching:
             return
         for i in range(self.backlog):
@@ -164,7 +167,7 @@ cdef class Listener:
                 res = accepted[i]
                 i += 1
                 if res < 0:
-                    if (self.watching and self.accept_op is None
+                    if (self.by_completion and self.watching and self.accept_op is None
                             and not _out_of_resources(-res)):
                         self._arm_accept()      # as the readiness path keeps polling
                     self._accept_failed(-res)
@@ -284,7 +287,7 @@ cdef class Listener:
 
     cdef int _start_watching(self) except -1:
         if self.active and not self.watching:
-            if self.accepted is not None:
+            if self.by_completion:
                 self._arm_accept()
             else:
                 self.loop._watch_fd(self.fd, False, self.handle, WATCH_DRAINS)
@@ -292,23 +295,40 @@ cdef class Listener:
         return 0
 
     cdef int _stop_watching(self) except -1:
-        cdef _AcceptOp op
+        cdef _AcceptOp op = self.accept_op
         if self.watching:
             self.watching = False
-            if self.accepted is None:
-                self.loop._unwatch_fd(self.fd, False)
-            elif self.accept_op is not None:
-                op = self.accept_op
+            if op is not None:
                 self.accept_op = None
                 self.loop._backend.cancel_op(self.loop, op)
+            elif not self.by_completion:
+                self.loop._unwatch_fd(self.fd, False)
         return 0
 
     def _retry(self):
         self.retry = None
         self._start_watching()
 
-    def _resume_after_fork(self):
-        # CoreLoop._check_fork, in the child, once its ring is new.
+    cdef int _share_for_fork(self) except -1:
+        # See _pause_accepts_for_fork: from now on wait for connections by readiness.
+        cdef bint paused = self.watching
+        self._stop_watching()
+        self.by_completion = False
+        self.handle = self.loop._new_handle(self._on_readable, (), None)
+        _op_listeners.discard(self)
+        self.fork_paused = paused
+        return 0
+
+    def _resume_after_fork(self, bint child):
+        # In the parent: its at-fork hook. In the child: CoreLoop._check_fork, once its
+        # ring is new. The child's copies of fds the parent accepted but has not
+        # served yet are the parent's connections: close them here.
+        cdef int res
+        if child and self.accepted:
+            for res in self.accepted:
+                if res >= 0:
+                    close(res)
+            self.accepted = []
         if self.fork_paused:
             self.fork_paused = False
             self._start_watching()
@@ -331,11 +351,14 @@ cdef class Listener:
 
 
 # The kernel wakes one IORING_OP_ACCEPT per connection (it polls with EPOLLEXCLUSIVE),
-# and the first armed gets it. After fork() the parent's accept would take every
-# connection even while the parent does not run its loop (it waits for its children,
-# say), and the child's would starve. So a fork from the loop's thread cancels the
-# accepts first and arms them again in both processes (the child's on its loop's
-# first use after the fork, on its new ring).
+# the first armed, and that wake-up is spent even when its process never accepts: a
+# parent that waits for its children takes every connection, and a child that exited
+# leaves its accept in the socket's wait queue until its ring's exit work runs (seen:
+# the parent's next connection stayed in the backlog, its own accept armed behind).
+# So once a fork shares the listening socket, both processes wait for it by readiness
+# (a poll without EPOLLEXCLUSIVE wakes every waiter; accept4() decides who serves):
+# a fork from the loop's thread cancels the accepts first, and each process watches
+# again (the child on its loop's first use after the fork, on its new ring).
 import weakref as _weakref
 cdef object _op_listeners = _weakref.WeakSet()  # listeners with a multishot accept (io_uring)
 cdef list _fork_paused = []
@@ -344,14 +367,13 @@ cdef list _fork_paused = []
 def _pause_accepts_for_fork():
     cdef Listener listener
     for listener in list(_op_listeners):
-        if (listener.watching and listener.accept_op is not None
-                and (<UringBackend>listener.loop._backend).owner == rl_current_tid()):
+        if (<UringBackend>listener.loop._backend).owner == rl_current_tid():
             try:
-                listener._stop_watching()
+                listener._share_for_fork()
             except BaseException:
                 continue
-            listener.fork_paused = True
-            _fork_paused.append(listener)
+            if listener.fork_paused:
+                _fork_paused.append(listener)
 
 
 def _resume_accepts_after_fork():
@@ -360,7 +382,7 @@ def _resume_accepts_after_fork():
     del _fork_paused[:]
     for listener in paused:
         try:
-            listener._resume_after_fork()
+            listener._resume_after_fork(False)
         except BaseException:
             pass
 
@@ -415,6 +437,7 @@ def start_listener(CoreLoop loop, sock, protocol_factory, sslcontext, server, in
     listener.ssl_handshake_timeout = ssl_handshake_timeout
     listener.ssl_shutdown_timeout = ssl_shutdown_timeout
     if loop._backend.has_ops():
+        listener.by_completion = True
         listener.accepted = []
         _op_listeners.add(listener)
         listener.handle = loop._new_handle(listener._on_accepted, (), None)
