@@ -369,3 +369,83 @@ def test_call_soon_threadsafe_ping_pong_no_lost_wakeup(loop, busy):
     t.join(5)
     assert seen == list(range(n + 1)), f"stalled after {len(seen)} round trips"
     assert elapsed < 15
+
+
+# Queued handles and the garbage collector. ringloop keeps the handles it queues (and
+# the contexts copied for them) out of the collector's lists until they leave the
+# queue; these check that nothing queued is collected, that a handle that left the
+# queue can be part of a collectable cycle again, and that freeing them is safe.
+
+class _Owner:
+    # obj.handle -> handle -> bound method -> obj: a cycle only the collector frees.
+    def __init__(self, log):
+        self.log = log
+
+    def method(self):
+        self.log.append("ran")
+
+
+def _collected(ref):
+    for _ in range(3):
+        gc.collect()
+    return ref() is None
+
+
+def test_queued_callbacks_survive_collection(loop):
+    log = []
+    for _ in range(5000):       # more than any freelist, so some are fresh allocations
+        loop.call_soon(_Owner(log).method)
+    loop.call_later(0, _Owner(log).method)
+    gc.collect()
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert log == ["ran"] * 5001
+
+
+@pytest.mark.parametrize("schedule", ["call_soon", "call_soon_threadsafe", "call_later"])
+def test_handle_cycle_collectable_after_run(loop, schedule):
+    log = []
+    obj = _Owner(log)
+    if schedule == "call_later":
+        obj.handle = loop.call_later(0, obj.method)
+    else:
+        obj.handle = getattr(loop, schedule)(obj.method)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert log == ["ran"]
+    ref = weakref.ref(obj)
+    del obj
+    assert _collected(ref)
+
+
+@pytest.mark.parametrize("schedule", ["call_soon", "call_later"])
+def test_handle_cycle_collectable_after_close(loop, schedule, handle_ctx):
+    # Never ran: the loop's close() drops the queue and the timer heap.
+    log = []
+    obj = _Owner(log)
+    if schedule == "call_later":
+        obj.handle = loop.call_later(3600, obj.method)
+    else:
+        obj.handle = loop.call_soon(obj.method)
+    ctx = handle_ctx(obj.handle)
+    loop.close()
+    assert log == []
+    ref = weakref.ref(obj)
+    del obj
+    assert _collected(ref)
+    assert ctx.run(lambda: 1) == 1      # the copied context outlives the handle intact
+
+
+def test_cancelled_timers_dropped_then_collectable(loop, handle_ctx):
+    # Many cancelled timers: the loop drops them from its heap in bulk.
+    objs = [_Owner([]) for _ in range(2000)]
+    for obj in objs:
+        obj.handle = loop.call_later(3600, obj.method)
+        obj.handle.cancel()
+        obj.keep = handle_ctx(obj.handle)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    refs = [weakref.ref(obj) for obj in objs]
+    del objs, obj
+    gc.collect()
+    assert all(r() is None for r in refs)

@@ -4,6 +4,8 @@ cdef extern from "Python.h":
     int PyContext_Enter(object) except -1
     int PyContext_Exit(object) except -1
     object PyContext_CopyCurrent()
+    void PyObject_GC_Track(void *op)
+    void PyObject_GC_UnTrack(void *op)
     int PyErr_CheckSignals() except -1
     unsigned long PyThread_get_thread_ident()
 

@@ -373,13 +373,17 @@ cdef class CoreLoop:
             self._debug_checks(callback, 'call_soon', True)
         h = self._new_handle(callback, args, context)
         ready_push(&self.ready, h)
+        park(h, context is None)
         return h
 
     cdef int _soon(self, callback, tuple args) except -1:
         # call_soon for the loop's own transports: always on the loop's thread with a
         # callable, so without the Python call and the debug-mode checks.
+        cdef Handle h
         self._check_closed()
-        ready_push(&self.ready, self._new_handle(callback, args, None))
+        h = self._new_handle(callback, args, None)
+        ready_push(&self.ready, h)
+        park(h, True)
         return 0
 
     def call_soon_threadsafe(self, callback, *args, context=None):
@@ -389,6 +393,7 @@ cdef class CoreLoop:
             self._debug_checks(callback, 'call_soon_threadsafe', False)
         h = self._new_handle(callback, args, context)
         ready_push(&self.ready, h)
+        park(h, context is None)
         # Only a loop blocked in the kernel needs waking; a running one will see the
         # queue before it next decides how long to wait (see _poll).
         if self._polling and not self._wakeup_sent and self._wake_fd >= 0:
@@ -428,6 +433,7 @@ cdef class CoreLoop:
         th._when = when
         th._scheduled = True
         heap_push(&self.timers, when, th)
+        park(th, context is None)
         self.st_timers_scheduled += 1
         return th
 
@@ -448,6 +454,7 @@ cdef class CoreLoop:
                 th = <TimerHandle>self.timers.items[i].handle
                 if th._cancelled:
                     th._scheduled = False
+                    unpark(th)
                     dropped.append(th)
                     Py_DECREF(th)
                 else:
@@ -461,6 +468,7 @@ cdef class CoreLoop:
             while self.timers.len and (<TimerHandle>self.timers.items[0].handle)._cancelled:
                 p = heap_pop(&self.timers)
                 th = <TimerHandle>p
+                unpark(th)
                 Py_DECREF(th)
                 th._scheduled = False
                 self._timer_cancelled -= 1
@@ -514,9 +522,10 @@ cdef class CoreLoop:
                 Py_DECREF(th)
                 th._scheduled = False
                 if th._cancelled:
+                    unpark(th)
                     self._timer_cancelled -= 1
                     continue
-                ready_push(&self.ready, th)
+                ready_push(&self.ready, th)     # still parked, till it leaves the queue
                 self.st_timers_fired += 1
             th = None
 
@@ -527,6 +536,7 @@ cdef class CoreLoop:
             ntodo -= 1
             p = ready_pop(&self.ready)
             h = <Handle>p
+            unpark(h)
             Py_DECREF(h)
             if h._cancelled:
                 continue

@@ -52,6 +52,8 @@ cdef void ready_clear(ReadyQueue *q) noexcept:
     cdef PyObject *h
     while q.count:
         h = ready_pop(q)
+        if isinstance(<object>h, Handle):   # the loop's queue (write queues hold data)
+            unpark(<Handle>h)
         Py_DECREF(<object>h)
 
 cdef void ready_free(ReadyQueue *q) noexcept:
@@ -146,5 +148,6 @@ cdef void heap_clear(TimerHeap *h) noexcept:
     h.cap = 0
     for i in range(n):
         (<TimerHandle>items[i].handle)._scheduled = False
+        unpark(<TimerHandle>items[i].handle)
         Py_DECREF(<object>items[i].handle)
     PyMem_Free(items)
