@@ -371,10 +371,18 @@ def test_call_soon_threadsafe_ping_pong_no_lost_wakeup(loop, busy):
     assert elapsed < 15
 
 
-# Queued handles and the garbage collector. ringloop keeps the handles it queues (and
-# the contexts copied for them) out of the collector's lists until they leave the
-# queue; these check that nothing queued is collected, that a handle that left the
-# queue can be part of a collectable cycle again, and that freeing them is safe.
+# Queued handles and the garbage collector. ringloop keeps timers, and callbacks
+# queued behind more than 4096 others, out of the collector's lists (with the
+# contexts copied for them) until they leave the queue; these check that nothing
+# queued is collected, that a handle that left the queue can be part of a
+# collectable cycle again, and that freeing them is safe.
+
+QUEUE_DEPTH = 5000      # deeper than the Handle freelist: the rest are parked
+
+
+def _fill_queue(loop):
+    for _ in range(QUEUE_DEPTH):
+        loop.call_soon(int)
 
 class _Owner:
     # obj.handle -> handle -> bound method -> obj: a cycle only the collector frees.
@@ -393,19 +401,20 @@ def _collected(ref):
 
 def test_queued_callbacks_survive_collection(loop):
     log = []
-    for _ in range(5000):       # more than any freelist, so some are fresh allocations
+    for _ in range(QUEUE_DEPTH):
         loop.call_soon(_Owner(log).method)
     loop.call_later(0, _Owner(log).method)
     gc.collect()
     loop.call_later(0.01, loop.stop)
     loop.run_forever()
-    assert log == ["ran"] * 5001
+    assert log == ["ran"] * (QUEUE_DEPTH + 1)
 
 
 @pytest.mark.parametrize("schedule", ["call_soon", "call_soon_threadsafe", "call_later"])
 def test_handle_cycle_collectable_after_run(loop, schedule):
     log = []
     obj = _Owner(log)
+    _fill_queue(loop)
     if schedule == "call_later":
         obj.handle = loop.call_later(0, obj.method)
     else:
@@ -423,6 +432,7 @@ def test_handle_cycle_collectable_after_close(loop, schedule, handle_ctx):
     # Never ran: the loop's close() drops the queue and the timer heap.
     log = []
     obj = _Owner(log)
+    _fill_queue(loop)
     if schedule == "call_later":
         obj.handle = loop.call_later(3600, obj.method)
     else:

@@ -100,17 +100,22 @@ cdef class Handle:
 cdef enum:
     PARKED_HANDLE = 1
     PARKED_CONTEXT = 2
+    PARK_QUEUE_MIN = 4096   # Handle's freelist size
 
 
 # A handle the loop just made and queued (ready queue or timer heap) is reachable
 # from the loop until it leaves the queue, so it cannot be garbage; the queues are C
 # arrays the collector does not see into, so it already counts as referenced from
 # outside. park() takes it, and the context copied for it, out of the collector's
-# lists meanwhile: a burst of thousands of queued callbacks then costs no collection
-# time (gen-0..2 passes walked every one of them: about 40% of a 16k-callback
-# call_soon_threadsafe burst). unpark() must run before anything but the loop can
-# reach it again: a context is freed with _PyObject_GC_UNTRACK, which assumes it is
-# tracked (CPython's context.c), and a handle may enter a cycle once it has run.
+# lists meanwhile, so collections do not walk it again and again: timers wait long
+# enough to be promoted to the old generations; a burst of callbacks (16k queued by
+# call_soon_threadsafe) spent about 40% of its time in collections. A ready queue
+# shorter than the freelist is not worth it: its handles come from the freelist, a
+# steady one allocates nothing the collector counts, and parking costs 4 calls per
+# handle (call_soon_x1000: 7% slower). unpark() must run before anything but the
+# loop can reach the handle again: a context is freed with _PyObject_GC_UNTRACK,
+# which assumes it is tracked (CPython's context.c), and a handle may enter a cycle
+# once it has run.
 
 cdef inline void park(Handle h, bint own_context) noexcept:
     PyObject_GC_UnTrack(<PyObject *>h)

@@ -373,7 +373,8 @@ cdef class CoreLoop:
             self._debug_checks(callback, 'call_soon', True)
         h = self._new_handle(callback, args, context)
         ready_push(&self.ready, h)
-        park(h, context is None)
+        if self.ready.count > PARK_QUEUE_MIN:
+            park(h, context is None)
         return h
 
     cdef int _soon(self, callback, tuple args) except -1:
@@ -383,7 +384,8 @@ cdef class CoreLoop:
         self._check_closed()
         h = self._new_handle(callback, args, None)
         ready_push(&self.ready, h)
-        park(h, True)
+        if self.ready.count > PARK_QUEUE_MIN:
+            park(h, True)
         return 0
 
     def call_soon_threadsafe(self, callback, *args, context=None):
@@ -393,7 +395,8 @@ cdef class CoreLoop:
             self._debug_checks(callback, 'call_soon_threadsafe', False)
         h = self._new_handle(callback, args, context)
         ready_push(&self.ready, h)
-        park(h, context is None)
+        if self.ready.count > PARK_QUEUE_MIN:
+            park(h, context is None)
         # Only a loop blocked in the kernel needs waking; a running one will see the
         # queue before it next decides how long to wait (see _poll).
         if self._polling and not self._wakeup_sent and self._wake_fd >= 0:
