@@ -171,11 +171,9 @@ def test_loop_close_with_operations_in_flight(loop_factory, socks):
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     lp = loop_factory()
 
-    lsock = tcp_listener()
-    lsock.setblocking(False)
-
     async def main():
-        server = await lp.create_server(_Echo, sock=lsock)
+        # host/port, not sock=: a server on a socket of its own accepts by multishot
+        server = await lp.create_server(_Echo, "127.0.0.1", 0)
         recv = lp.create_task(lp.sock_recv(a, 100))
         send = lp.create_task(lp.sock_sendall(a, b"y" * (8 * 1024 * 1024)))
         await asyncio.sleep(0.05)
@@ -184,12 +182,60 @@ def test_loop_close_with_operations_in_flight(loop_factory, socks):
     server, recv, send = lp.run_until_complete(main())
     assert not recv.done() and not send.done()
     # a connection the kernel may accept while the loop closes: closed, not leaked
-    c = socket.create_connection(lsock.getsockname())
+    c = socket.create_connection(server.sockets[0].getsockname())
     lp.close()
     # the tasks are abandoned with the loop (as asyncio does); the sockets close
-    lsock.close()
+    server._sockets[0].close()     # the listening socket itself (sockets has wrappers)
     c.close()
     del recv, send, server
+
+
+@pytest.mark.ringloop_only("pre-fork workers: io_uring accept wake-ups are exclusive")
+def test_prefork_workers_on_inherited_socket(py, backend):
+    # Workers forked before any loop exists, each with its own server on the inherited
+    # socket (sock=), as gunicorn runs them. The parent's server is armed first and
+    # then does not run its loop; the child's must still get its own connection.
+    code = r"""
+import asyncio, os, socket, sys, time
+import ringloop
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, tr): self.tr = tr
+    def data_received(self, data): self.tr.write(data)
+
+lsock = socket.create_server(("127.0.0.1", 0))
+port = lsock.getsockname()[1]
+ready_r, ready_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(ready_r, 1)                 # the parent's server is armed
+    loop = ringloop.new_event_loop(backend=sys.argv[1])
+    async def child():
+        await loop.create_server(Echo, sock=lsock)
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"ping")
+        got = await asyncio.wait_for(r.readexactly(4), 3)
+        w.close()
+        return got
+    try:
+        ok = loop.run_until_complete(child()) == b"ping"
+    except BaseException as exc:
+        print("child:", repr(exc), flush=True)
+        ok = False
+    os._exit(0 if ok else 1)
+loop = ringloop.new_event_loop(backend=sys.argv[1])
+server = loop.run_until_complete(loop.create_server(Echo, sock=lsock))
+loop.run_until_complete(asyncio.sleep(0.05))
+os.write(ready_w, b"x")
+_, status = os.waitpid(pid, 0)          # not running the loop meanwhile
+assert os.waitstatus_to_exitcode(status) == 0, status
+server.close()
+loop.run_until_complete(server.wait_closed())
+loop.close()
+print("OK")
+"""
+    r = py.run(code, backend, timeout=25)
+    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stdout + r.stderr
 
 
 @pytest.mark.ringloop_only("fork re-creates the ring: the child's accepts and recvs")

@@ -401,7 +401,7 @@ class NetworkMixin:
         for s in sockets:
             s.setblocking(False)
         server = Server(self, sockets, protocol_factory, ssl, backlog,
-                        ssl_handshake_timeout, ssl_shutdown_timeout)
+                        ssl_handshake_timeout, ssl_shutdown_timeout, shared=sock is not None)
         if start_serving:
             server._start_serving()
             await tasks.sleep(0)
@@ -456,16 +456,17 @@ class NetworkMixin:
                     pass
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, ssl, backlog,
-                        ssl_handshake_timeout, ssl_shutdown_timeout)
+                        ssl_handshake_timeout, ssl_shutdown_timeout, shared=path is None)
         if start_serving:
             server._start_serving()
             await tasks.sleep(0)
         return server
 
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None,
-                       backlog=100, ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+                       backlog=100, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
+                       shared=False):
         _core.start_listener(self, sock, protocol_factory, sslcontext, server, backlog,
-                             ssl_handshake_timeout, ssl_shutdown_timeout)
+                             ssl_handshake_timeout, ssl_shutdown_timeout, shared)
 
     def _stop_serving(self, sock):
         path = sock.getsockname() if sock in self._unix_server_sockets else None

@@ -17,9 +17,12 @@ _WAIT_FOR_CLIENTS = sys.version_info >= (3, 12, 1)
 class Server(asyncio.AbstractServer):
 
     def __init__(self, loop, sockets, protocol_factory, ssl_context, backlog,
-                 ssl_handshake_timeout, ssl_shutdown_timeout=None):
+                 ssl_handshake_timeout, ssl_shutdown_timeout=None, *, shared=False):
         self._loop = loop
         self._sockets = sockets
+        # The sockets came from the caller (sock=) and other processes may accept on
+        # them too: accept by readiness (listener.pxi, before start_listener).
+        self._shared = shared
         # Strong references, unlike asyncio's WeakSet (twice as fast to update): the
         # loop's _transports table holds every open transport anyway, and each one
         # detaches itself when its connection is lost.
@@ -59,7 +62,7 @@ class Server(asyncio.AbstractServer):
             sock.listen(self._backlog)
             self._loop._start_serving(
                 self._protocol_factory, sock, self._ssl_context, self, self._backlog,
-                self._ssl_handshake_timeout, self._ssl_shutdown_timeout)
+                self._ssl_handshake_timeout, self._ssl_shutdown_timeout, self._shared)
 
     def get_loop(self):
         return self._loop

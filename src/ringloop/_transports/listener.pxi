@@ -421,7 +421,10 @@ cdef object _accepted_sockname(sock):
 
 
 def start_listener(CoreLoop loop, sock, protocol_factory, sslcontext, server, int backlog,
-                   ssl_handshake_timeout, ssl_shutdown_timeout):
+                   ssl_handshake_timeout, ssl_shutdown_timeout, bint shared=False):
+    # shared: a socket the caller gave (sock=), which processes forked before may
+    # accept on too, each with its own server (pre-fork workers): accept by readiness
+    # there, for the reason given above _pause_accepts_for_fork.
     cdef Listener listener = Listener.__new__(Listener)
     listener.loop = loop
     listener.sock = sock
@@ -436,7 +439,7 @@ def start_listener(CoreLoop loop, sock, protocol_factory, sslcontext, server, in
     listener.backlog = backlog if backlog > 0 else 1
     listener.ssl_handshake_timeout = ssl_handshake_timeout
     listener.ssl_shutdown_timeout = ssl_shutdown_timeout
-    if loop._backend.has_ops():
+    if loop._backend.has_ops() and not shared:
         listener.by_completion = True
         listener.accepted = []
         _op_listeners.add(listener)
