@@ -190,6 +190,19 @@ def test_loop_close_with_operations_in_flight(loop_factory, socks):
     del recv, send, server
 
 
+def _run_forking_script(py, code, backend):
+    # code: a script that leaves the parent with `server` and `loop`; they are closed
+    # here, and the script must get that far.
+    code += """
+server.close()
+loop.run_until_complete(server.wait_closed())
+loop.close()
+print("OK")
+"""
+    r = py.run(code, backend, timeout=25)
+    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stdout + r.stderr
+
+
 @pytest.mark.ringloop_only("pre-fork workers: io_uring accept wake-ups are exclusive")
 def test_prefork_workers_on_inherited_socket(py, backend):
     # Workers forked before any loop exists, each with its own server on the inherited
@@ -229,13 +242,8 @@ loop.run_until_complete(asyncio.sleep(0.05))
 os.write(ready_w, b"x")
 _, status = os.waitpid(pid, 0)          # not running the loop meanwhile
 assert os.waitstatus_to_exitcode(status) == 0, status
-server.close()
-loop.run_until_complete(server.wait_closed())
-loop.close()
-print("OK")
 """
-    r = py.run(code, backend, timeout=25)
-    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stdout + r.stderr
+    _run_forking_script(py, code, backend)
 
 
 @pytest.mark.ringloop_only("fork re-creates the ring: the child's accepts and recvs")
@@ -283,10 +291,5 @@ _, status = os.waitpid(pid, 0)
 assert os.waitstatus_to_exitcode(status) == 0, status
 pending.cancel()
 loop.run_until_complete(check(b"parent"))
-server.close()
-loop.run_until_complete(server.wait_closed())
-loop.close()
-print("OK")
 """
-    r = py.run(code, backend, timeout=25)
-    assert r.returncode == 0 and r.stdout.strip().endswith("OK"), r.stdout + r.stderr
+    _run_forking_script(py, code, backend)
