@@ -380,9 +380,14 @@ def test_call_soon_threadsafe_ping_pong_no_lost_wakeup(loop, busy):
 QUEUE_DEPTH = 5000      # deeper than the Handle freelist: the rest are parked
 
 
-def _fill_queue(loop):
+def _schedule_behind_full_queue(loop, schedule, obj, delay):
+    # obj.handle: obj.method scheduled with `schedule`, queued behind QUEUE_DEPTH others.
     for _ in range(QUEUE_DEPTH):
         loop.call_soon(int)
+    if schedule == "call_later":
+        obj.handle = loop.call_later(delay, obj.method)
+    else:
+        obj.handle = getattr(loop, schedule)(obj.method)
 
 class _Owner:
     # obj.handle -> handle -> bound method -> obj: a cycle only the collector frees.
@@ -414,11 +419,7 @@ def test_queued_callbacks_survive_collection(loop):
 def test_handle_cycle_collectable_after_run(loop, schedule):
     log = []
     obj = _Owner(log)
-    _fill_queue(loop)
-    if schedule == "call_later":
-        obj.handle = loop.call_later(0, obj.method)
-    else:
-        obj.handle = getattr(loop, schedule)(obj.method)
+    _schedule_behind_full_queue(loop, schedule, obj, 0)
     loop.call_later(0.01, loop.stop)
     loop.run_forever()
     assert log == ["ran"]
@@ -432,11 +433,7 @@ def test_handle_cycle_collectable_after_close(loop, schedule, handle_ctx):
     # Never ran: the loop's close() drops the queue and the timer heap.
     log = []
     obj = _Owner(log)
-    _fill_queue(loop)
-    if schedule == "call_later":
-        obj.handle = loop.call_later(3600, obj.method)
-    else:
-        obj.handle = loop.call_soon(obj.method)
+    _schedule_behind_full_queue(loop, schedule, obj, 3600)
     ctx = handle_ctx(obj.handle)
     loop.close()
     assert log == []

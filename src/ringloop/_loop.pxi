@@ -372,20 +372,14 @@ cdef class CoreLoop:
         if self._debug:
             self._debug_checks(callback, 'call_soon', True)
         h = self._new_handle(callback, args, context)
-        ready_push(&self.ready, h)
-        if self.ready.count > PARK_QUEUE_MIN:
-            park(h, context is None)
+        ready_push_new(&self.ready, h, context is None)
         return h
 
     cdef int _soon(self, callback, tuple args) except -1:
         # call_soon for the loop's own transports: always on the loop's thread with a
         # callable, so without the Python call and the debug-mode checks.
-        cdef Handle h
         self._check_closed()
-        h = self._new_handle(callback, args, None)
-        ready_push(&self.ready, h)
-        if self.ready.count > PARK_QUEUE_MIN:
-            park(h, True)
+        ready_push_new(&self.ready, self._new_handle(callback, args, None), True)
         return 0
 
     def call_soon_threadsafe(self, callback, *args, context=None):
@@ -394,9 +388,7 @@ cdef class CoreLoop:
         if self._debug:
             self._debug_checks(callback, 'call_soon_threadsafe', False)
         h = self._new_handle(callback, args, context)
-        ready_push(&self.ready, h)
-        if self.ready.count > PARK_QUEUE_MIN:
-            park(h, context is None)
+        ready_push_new(&self.ready, h, context is None)
         # Only a loop blocked in the kernel needs waking; a running one will see the
         # queue before it next decides how long to wait (see _poll).
         if self._polling and not self._wakeup_sent and self._wake_fd >= 0:

@@ -41,6 +41,14 @@ cdef inline int ready_push(ReadyQueue *q, object handle) except -1:
     q.count += 1
     return 0
 
+cdef inline int ready_push_new(ReadyQueue *q, Handle h, bint own_context) except -1:
+    # A handle the loop just made (own_context: with a context copied for it); behind
+    # a queue deeper than the freelist it leaves the collector's lists (park()).
+    ready_push(q, h)
+    if q.count > PARK_QUEUE_MIN:
+        park(h, own_context)
+    return 0
+
 cdef inline PyObject *ready_pop(ReadyQueue *q) noexcept:
     # Returns an owned reference; the caller must have checked count > 0.
     cdef PyObject *h = q.items[q.head]

@@ -323,12 +323,8 @@ cdef class Listener:
         # In the parent: its at-fork hook. In the child: CoreLoop._check_fork, once its
         # ring is new. The child's copies of fds the parent accepted but has not
         # served yet are the parent's connections: close them here.
-        cdef int res
-        if child and self.accepted:
-            for res in self.accepted:
-                if res >= 0:
-                    close(res)
-            self.accepted = []
+        if child:
+            self._close_unserved()
         if self.fork_paused:
             self.fork_paused = False
             self._start_watching()
@@ -342,6 +338,12 @@ cdef class Listener:
         self.handle = None
         self.fork_paused = False
         _op_listeners.discard(self)
+        self._close_unserved()
+        return 0
+
+    cdef int _close_unserved(self) except -1:
+        # Close the connections the multishot accept delivered that nobody served.
+        cdef int res
         if self.accepted:
             for res in self.accepted:
                 if res >= 0:
