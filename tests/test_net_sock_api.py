@@ -92,6 +92,33 @@ def test_sock_recv_at_most_n(loop, run, socks):
     assert run(main()) == (b"0123", b"456789")
 
 
+@pytest.mark.parametrize("size", [1, 32767, 32768, 32769, 65535, 65536])
+@pytest.mark.parametrize("wait", [False, True], ids=["ready", "waited"])
+def test_sock_recv_result_is_exact_bytes(loop, run, socks, size, wait):
+    # Results of half the request and more keep their block (rl_bytes_trim); the
+    # bytes object must still be exactly what arrived, and behave as any other.
+    a, b = socks
+    payload = bytes(i * 7 % 251 for i in range(size))
+
+    async def main():
+        if wait:
+            loop.call_later(0.02, b.sendall, payload)
+        else:
+            b.sendall(payload)
+            await asyncio.sleep(0.02)
+        parts = []
+        while sum(map(len, parts)) < size:
+            parts.append(await loop.sock_recv(a, 65536))
+        return parts
+    parts = run(main())
+    data = b"".join(parts)
+    assert data == payload
+    for part in parts:
+        assert type(part) is bytes
+        assert hash(part) == hash(bytes(bytearray(part)))
+        assert part + b"!" == bytes(bytearray(part)) + b"!"
+
+
 def test_sock_recv_eof(loop, run, socks):
     a, b = socks
 

@@ -10,6 +10,9 @@ server CPU per message (per connection in churn) comes from the load generator's
 schedstat reading. Prints every round, then medians and minima, and the ratio of
 each median to the first column's (> 1: cheaper than the first).
 
+A column may end in @VAR=VALUE (repeatable) to run that server with those environment
+variables, e.g. /work/main:uvloop@GLIBC_TUNABLES=glibc.malloc.trim_threshold=8388608.
+
 Example (main against a worktree, both backends, with uvloop and the C floor):
     python bench/net/ab.py protocol churn 10 128 9 1.0 /work/main:cfloor \
         /work/wt-conn:uvloop /work/main:ringloop-epoll /work/wt-conn:ringloop-epoll
@@ -24,13 +27,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FLOOR = os.path.join(os.path.dirname(HERE), ".cache", "floor")
 
 
-def measure(tree, impl, style, mode, conns, size, duration):
+def measure(tree, impl, env, style, mode, conns, size, duration):
     if impl == "cfloor":
         cmd = [os.path.join(FLOOR, "echo_server")]
     else:
         cmd = [os.path.join(tree, ".venv", "bin", "python"),
                os.path.join(tree, "bench", "net", "servers.py"), style, impl]
-    server = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, **env})
     try:
         info = json.loads(server.stdout.readline())
         out = subprocess.run(
@@ -52,8 +56,10 @@ def main(argv):
     cpu = {c: [] for c in columns}
     for r in range(int(rounds)):
         for c in columns:
-            tree, impl = c.rsplit(":", 1)
-            cpu[c].append(measure(tree, impl, style, mode, conns, size, duration))
+            server, *assignments = c.split("@")
+            tree, impl = server.rsplit(":", 1)
+            env = dict(a.split("=", 1) for a in assignments)
+            cpu[c].append(measure(tree, impl, env, style, mode, conns, size, duration))
         print(f"round {r + 1}: " + "  ".join(f"{c}={cpu[c][-1]:.2f}" for c in columns),
               flush=True)
     first = statistics.median(cpu[columns[0]])

@@ -4,7 +4,7 @@ backends (io_uring, epoll) and the loop's run_once.
 
 One extension module built from include files (one job each), so the hot path inlines
 across them: _handles.pxi, _queues.pxi, _backend/*.pxi, _loop.pxi, and the
-transports in _transports/*.pxi.
+transports in _transports/*.pxi. _malloc.pxi sets glibc's heap trimming once per process.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -21,6 +21,7 @@ from asyncio import format_helpers as _format_helpers
 from asyncio import coroutines as _aio_coroutines
 
 include "_externs.pxi"
+include "_malloc.pxi"
 include "_handles.pxi"
 include "_queues.pxi"
 include "_backend/common.pxi"

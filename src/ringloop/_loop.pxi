@@ -75,6 +75,7 @@ cdef class CoreLoop:
 
     def __init__(self, backend=None):
         from ringloop._backend_choice import make_backend
+        rl_tune_malloc()  # once per process (_malloc.pxi)
         # Until the kernel objects exist the loop counts as closed, so a failed
         # construction leaves nothing for close() or __del__ to touch.
         self._closed = True

@@ -330,7 +330,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
                     if not self._closing:
                         self._hold(msgs, names, i, n)
                     return 0
-                data = PyBytes_FromStringAndSize(<char *>iov[i].iov_base, msgs[i].msg_len)
+                data = rl_bytes_from(<char *>iov[i].iov_base, msgs[i].msg_len)
                 addr = self._sender(&names[i], msgs[i].msg_hdr.msg_namelen)
                 try:
                     self._protocol.datagram_received(data, addr)
@@ -377,8 +377,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
         if self._held is None:
             self._held = []
         for i in range(start, n):
-            data = PyBytes_FromStringAndSize(<char *>msgs[i].msg_hdr.msg_iov.iov_base,
-                                             msgs[i].msg_len)
+            data = rl_bytes_from(<char *>msgs[i].msg_hdr.msg_iov.iov_base, msgs[i].msg_len)
             self._held.append((data, self._sender(&names[i], msgs[i].msg_hdr.msg_namelen)))
         return 0
 

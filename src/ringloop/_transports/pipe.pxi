@@ -148,7 +148,7 @@ cdef class ReadPipeTransport(ReadTransport):
         n = read(self._fd, buf, RECV_SIZE)
         if n > 0:
             # An exception here goes to the loop's handler; the pipe stays open.
-            self._protocol.data_received(PyBytes_FromStringAndSize(buf, n))
+            self._protocol.data_received(rl_bytes_from(buf, n))
         elif n == 0:
             if self._loop._debug:
                 _logger.info("%r was closed by peer", self)

@@ -59,10 +59,53 @@ cdef extern from "Python.h":
 cdef extern from *:
     """
     #include <errno.h>
+    #include <string.h>
     #include <sys/socket.h>
-    /* recv(2) of up to `size` bytes straight into a new bytes object, shrunk to what
-     * arrived (as socket.recv does: one copy, by the kernel). None when it would
-     * block; NULL with OSError set when recv fails. */
+    /* How many bytes to allocate for a bytes object that will hold n.
+     * On AMD Zen with glibc 2.36, memcpy of 2 KiB and more (rep movsb) runs about 25x
+     * slower when the destination is 8-24 bytes ahead of the source modulo 4 KiB
+     * (bench/floor/memcpy_alias.c; BENCHMARKS.md, "Heap trimming and memcpy"). Received
+     * data is usually copied next into a buffer malloc places right after it (the
+     * StreamReader's bytearray is). That buffer starts (glibc chunk size - 32) bytes
+     * after the data: glibc's chunk is 8 bytes of header plus the request (33 bytes of
+     * bytes header plus n), rounded up to 16, and the data starts 48 bytes into it.
+     * For n within 8 bytes of a multiple of 4 KiB (a 4, 16, 64 or 100 KiB message) the
+     * chunk is 48 modulo 4096, so the distance is 16: 16 bytes more move it to 32. */
+    static inline Py_ssize_t rl_bytes_room(Py_ssize_t n) {
+        return (n >= 2048 && ((n + 8) & 4095) < 16) ? n + 16 : n;
+    }
+
+    /* A new bytes object of the n bytes at buf, in a block of rl_bytes_room(n). */
+    static PyObject *rl_bytes_from(const char *buf, Py_ssize_t n) {
+        Py_ssize_t room = rl_bytes_room(n);
+        PyObject *data = PyBytes_FromStringAndSize(NULL, room);
+        if (data == NULL)
+            return NULL;
+        memcpy(PyBytes_AS_STRING(data), buf, (size_t)n);
+        if (room != n) {
+            Py_SET_SIZE(data, n);
+            PyBytes_AS_STRING(data)[n] = '\0';
+        }
+        return data;
+    }
+
+    /* Shrink a new bytes object that a read filled with n of its bytes (0 <= n <= its
+     * length) to hold n, in a block of rl_bytes_room(n). -1 with MemoryError set if
+     * the shrink fails. */
+    static int rl_bytes_trim(PyObject **data, Py_ssize_t n) {
+        Py_ssize_t room = rl_bytes_room(n);
+        if (room < PyBytes_GET_SIZE(*data) && _PyBytes_Resize(data, room) < 0)
+            return -1;
+        if (PyBytes_GET_SIZE(*data) != n) {
+            Py_SET_SIZE(*data, n);
+            PyBytes_AS_STRING(*data)[n] = '\0';
+        }
+        return 0;
+    }
+
+    /* recv(2) of up to `size` bytes straight into a new bytes object (as socket.recv
+     * does: one copy, by the kernel). None when it would block; NULL with OSError set
+     * when recv fails. */
     static PyObject *rl_recv_bytes(int fd, Py_ssize_t size) {
         PyObject *data = PyBytes_FromStringAndSize(NULL, size);
         ssize_t n;
@@ -77,11 +120,13 @@ cdef extern from *:
             errno = err;
             return PyErr_SetFromErrno(PyExc_OSError);
         }
-        if (n != size && _PyBytes_Resize(&data, n) < 0)
+        if (rl_bytes_trim(&data, n) < 0)
             return NULL;
         return data;
     }
     """
+    object rl_bytes_from(const char *buf, Py_ssize_t n)
+    int rl_bytes_trim(PyObject **data, Py_ssize_t n) except -1
     object rl_recv_bytes(int fd, Py_ssize_t size)
 
 cdef extern from *:

@@ -200,10 +200,6 @@ async def _receive(CoreLoop loop, _RecvAttempt attempt):
 
 from cpython.ref cimport Py_XDECREF
 
-cdef extern from "Python.h":
-    int _PyBytes_Resize(PyObject **b, Py_ssize_t n) except -1
-
-
 # sock_recv's buffers for IORING_OP_RECV, by request size. A recv in flight holds a
 # buffer of the whole requested size, and most results are far smaller (a 64 KiB
 # request answered with 128 bytes). Allocating and shrinking a 64 KiB bytes object per
@@ -287,10 +283,10 @@ cdef class _RecvOp(Op):
             buf = <object>self.data
             Py_DECREF(buf)              # buf now holds the reference self.data had
             self.data = NULL
-            data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf), n)
+            data = rl_bytes_from(PyBytes_AS_STRING(buf), n)
             _keep_recv_buffer(buf, size)
             return data
-        _PyBytes_Resize(&self.data, n)
+        rl_bytes_trim(&self.data, n)
         data = <object>self.data
         Py_DECREF(data)
         self.data = NULL

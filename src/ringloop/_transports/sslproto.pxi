@@ -22,7 +22,6 @@ cdef extern from "Python.h":
     char *PyByteArray_AS_STRING(object o)
     int PyBUF_READ, PyBUF_WRITE
     PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *v, Py_ssize_t n) except NULL
-    int _PyBytes_Resize(PyObject **data, Py_ssize_t size) except -1
 
 from cpython.ref cimport Py_XDECREF
 
@@ -618,8 +617,7 @@ cdef class _SSLProtocolCore:
             finally:
                 view = None
             if offset:
-                if offset < size:
-                    _PyBytes_Resize(&chunk, offset)
+                rl_bytes_trim(&chunk, offset)
                 if data is None:
                     data = <object>chunk
                 else:

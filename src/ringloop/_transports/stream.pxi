@@ -319,7 +319,7 @@ cdef class StreamTransport(Transport):
             n = recv(self._sock_fd, buf, RECV_SIZE, 0)
             if self._received_nothing(n, errno):
                 return 0
-            data = PyBytes_FromStringAndSize(buf, n)
+            data = rl_bytes_from(buf, n)
         # Small reads are copied from the loop's buffer: a RECV_SIZE bytes object
         # shrunk to a few bytes costs more than the copy.
         self._bulk = n >= BULK_READ
