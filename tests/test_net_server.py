@@ -556,6 +556,45 @@ def test_abort_clients(loop, run):
     run(main())
 
 
+def test_server_serves_on_after_loop_moves_to_another_thread(loop):
+    # Connections that queue while no thread runs the loop are served once another
+    # thread runs it: on io_uring that thread gets a ring of its own (SINGLE_ISSUER)
+    # and the old ring's accept must neither take them nor leak their fds.
+    import threading
+    factory = Factory(loop, Echo)
+    servers = []
+
+    def in_thread(coro):
+        thread = threading.Thread(target=loop.run_until_complete, args=(coro,))
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive()
+
+    async def start():
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        servers.append(server)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.write(b"first")
+        assert await reader.readexactly(5) == b"first"
+        writer.close()
+        await writer.wait_closed()
+    in_thread(start())
+    port = servers[0].sockets[0].getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+    try:
+        for i, c in enumerate(clients):
+            c.sendall(b"ping%02d" % i)
+        in_thread(until(lambda: len(factory.protos) == 21
+                        and all(len(p.data) == 6 for p in factory.protos[1:]), timeout=5))
+        for i, c in enumerate(clients):
+            c.settimeout(5)
+            assert c.recv(16) == b"ping%02d" % i
+    finally:
+        for c in clients:
+            c.close()
+    in_thread(shutdown(servers[0], factory))
+
+
 # ---------------------------------------------------------------- bad arguments
 
 def test_host_and_sock_is_valueerror(loop, run):
