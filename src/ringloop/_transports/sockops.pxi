@@ -103,10 +103,9 @@ cdef class _SockRetry:
 cdef object _WOULD_BLOCK = object()
 
 
-cdef _SockRetry _start_retry(CoreLoop loop, sock, bint writer, attempt):
-    # Watch sock; each time it is ready, try attempt again (see _SockRetry).
+cdef _SockRetry _start_retry(CoreLoop loop, int fd, bint writer, attempt):
+    # Watch the socket's fd; each time it is ready, try attempt again (see _SockRetry).
     cdef _SockRetry retry = _SockRetry.__new__(_SockRetry)
-    fd = sock.fileno()
     loop._ensure_fd_no_transport(fd)
     retry.loop = loop
     retry.fd = fd
@@ -125,7 +124,7 @@ cdef int _end_retry(_SockRetry retry) except -1:
 
 
 async def _wait_and_retry(CoreLoop loop, sock, bint writer, attempt):
-    cdef _SockRetry retry = _start_retry(loop, sock, writer, attempt)
+    cdef _SockRetry retry = _start_retry(loop, sock.fileno(), writer, attempt)
     try:
         return await retry.fut
     finally:
@@ -419,7 +418,7 @@ async def _receive(CoreLoop loop, _RecvAttempt attempt):
         op = _start_recv_op(loop, fd, attempt)
         fut = op.fut
     else:
-        retry = _start_retry(loop, attempt.sock, False, attempt)
+        retry = _start_retry(loop, fd, False, attempt)
         fut = retry.fut
     try:
         return await fut
