@@ -63,7 +63,7 @@ cdef class CoreLoop:
                                    # data one got after its caller was cancelled (sockops.pxi)
 
     def __cinit__(self, *args, **kwargs):
-        ready_init(&self.ready, 1024)
+        ring_init(&self.ready, 1024)
         self._wake_fd = -1
         self._watches = []
         self._transports = {}
@@ -145,13 +145,13 @@ cdef class CoreLoop:
                 w.reader = None
                 self._apply_interest(w)
             else:
-                ready_push(&self.ready, w.reader)
+                ready_push(&self.ready, <Handle>w.reader)
         if revents & (POLLOUT | POLLERR | POLLHUP) and w.writer is not None:
             if (<Handle>w.writer)._cancelled:
                 w.writer = None
                 self._apply_interest(w)
             else:
-                ready_push(&self.ready, w.writer)
+                ready_push(&self.ready, <Handle>w.writer)
         return 0
 
     cdef _open_wakeup(self):
@@ -402,7 +402,11 @@ cdef class CoreLoop:
     def _add_callback(self, handle):
         # Queue an existing handle (signal handlers); asyncio's private name.
         if not (<Handle?>handle)._cancelled:
-            ready_push(&self.ready, handle)
+            ready_push(&self.ready, <Handle>handle)
+
+    cdef inline int queue_handle(self, Handle handle) except -1:
+        # The transports' requeue: run their own handle again on the next pass.
+        return ready_push(&self.ready, handle)
 
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
@@ -530,7 +534,7 @@ cdef class CoreLoop:
         ntodo = self.ready.count
         while ntodo > 0:
             ntodo -= 1
-            p = ready_pop(&self.ready)
+            p = ring_pop(&self.ready)
             h = <Handle>p
             unpark(h)
             Py_DECREF(h)

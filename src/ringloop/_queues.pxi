@@ -1,17 +1,19 @@
 # The loop's two C-level queues.
-#   ReadyQueue: a growable ring buffer of owned Handle references (FIFO).
+#   ReadyQueue: a growable ring buffer (Ring) of owned Handle references (FIFO).
 #   TimerHeap:  a binary min-heap of (when, seq, TimerHandle) structs; seq makes equal
 #               deadlines run in scheduling order. Cancelled timers are dropped lazily.
 # Neither runs Python code while its indices are inconsistent, so pushes from another
 # thread (call_soon_threadsafe, which holds the GIL) cannot interleave with a pop.
 
-cdef struct ReadyQueue:
+cdef struct Ring:
+    # A growable FIFO ring buffer of owned object references: the ready queue's
+    # storage, and each transport's write queue's (WriteQueue, _transports/writequeue.pxi).
     PyObject **items
     Py_ssize_t cap          # a power of two
     Py_ssize_t head
     Py_ssize_t count
 
-cdef int ready_init(ReadyQueue *q, Py_ssize_t cap) except -1:
+cdef int ring_init(Ring *q, Py_ssize_t cap) except -1:
     q.items = <PyObject **>PyMem_Malloc(cap * sizeof(PyObject *))
     if q.items == NULL:
         raise MemoryError()
@@ -20,7 +22,7 @@ cdef int ready_init(ReadyQueue *q, Py_ssize_t cap) except -1:
     q.count = 0
     return 0
 
-cdef int ready_grow(ReadyQueue *q) except -1:
+cdef int ring_grow(Ring *q) except -1:
     cdef Py_ssize_t newcap = q.cap * 2, i
     cdef PyObject **items = <PyObject **>PyMem_Malloc(newcap * sizeof(PyObject *))
     if items == NULL:
@@ -33,35 +35,55 @@ cdef int ready_grow(ReadyQueue *q) except -1:
     q.head = 0
     return 0
 
-cdef inline int ready_push(ReadyQueue *q, object handle) except -1:
+cdef inline int ring_push(Ring *q, object item) except -1:
     if q.count == q.cap:
-        ready_grow(q)
-    Py_INCREF(handle)
-    q.items[(q.head + q.count) & (q.cap - 1)] = <PyObject *>handle
+        ring_grow(q)
+    Py_INCREF(item)
+    q.items[(q.head + q.count) & (q.cap - 1)] = <PyObject *>item
     q.count += 1
     return 0
 
-cdef inline int ready_push_new(ReadyQueue *q, Handle h, bint own_context) except -1:
-    # A handle the loop just made (own_context: with a context copied for it); behind
-    # a queue deeper than the freelist it leaves the collector's lists (park()).
-    ready_push(q, h)
-    if q.count > PARK_QUEUE_MIN:
-        park(h, own_context)
-    return 0
+cdef inline PyObject *ring_at(Ring *q, Py_ssize_t i) noexcept:
+    # The i-th item from the head (borrowed); i < count.
+    return q.items[(q.head + i) & (q.cap - 1)]
 
-cdef inline PyObject *ready_pop(ReadyQueue *q) noexcept:
+cdef inline PyObject *ring_pop(Ring *q) noexcept:
     # Returns an owned reference; the caller must have checked count > 0.
     cdef PyObject *h = q.items[q.head]
     q.head = (q.head + 1) & (q.cap - 1)
     q.count -= 1
     return h
 
+cdef void ring_clear(Ring *q) noexcept:
+    while q.count:
+        Py_DECREF(<object>ring_pop(q))
+
+cdef void ring_free(Ring *q) noexcept:
+    if q.items != NULL:
+        ring_clear(q)
+        PyMem_Free(q.items)
+        q.items = NULL
+
+
+# The ready queue: a Ring of Handles only.
+ctypedef Ring ReadyQueue
+
+cdef inline int ready_push(ReadyQueue *q, Handle handle) except -1:
+    return ring_push(q, handle)
+
+cdef inline int ready_push_new(ReadyQueue *q, Handle h, bint own_context) except -1:
+    # A handle the loop just made (own_context: with a context copied for it); behind
+    # a queue deeper than the freelist it leaves the collector's lists (park()).
+    ring_push(q, h)
+    if q.count > PARK_QUEUE_MIN:
+        park(h, own_context)
+    return 0
+
 cdef void ready_clear(ReadyQueue *q) noexcept:
     cdef PyObject *h
     while q.count:
-        h = ready_pop(q)
-        if isinstance(<object>h, Handle):   # the loop's queue (write queues hold data)
-            unpark(<Handle>h)
+        h = ring_pop(q)
+        unpark(<Handle>h)
         Py_DECREF(<object>h)
 
 cdef void ready_free(ReadyQueue *q) noexcept:

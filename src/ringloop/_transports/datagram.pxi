@@ -134,25 +134,22 @@ cdef Py_ssize_t _DGRAM_HEADER = 8 if sys.version_info >= (3, 13) else 0
 
 cdef class DatagramSocketTransport(DatagramTransport):
     cdef:
-        CoreLoop _loop
+        readonly CoreLoop _loop
         readonly object _sock
         readonly int _sock_fd
-        object _protocol
+        readonly object _protocol
         readonly object _address    # the remote_addr: sendto()'s default and only target
         int _family
         bint _connected             # the socket has a peer: send(2), not sendto(2)
         bint _unnamed_peer          # a peer whose name is '' (socketpair(AF_UNIX, ...))
         bint _c_addresses           # AF_INET/AF_INET6/AF_UNIX: addresses handled here
         bint _protocol_connected
-        bint _closing
-        bint _paused
+        readonly bint _closing
+        readonly bint _paused
         bint _reading
         bint _writing
-        readonly bint _protocol_paused
         int _conn_lost
-        ReadyQueue _wq              # queued (bytes, addr) tuples
-        Py_ssize_t _wq_size
-        Py_ssize_t _high_water, _low_water
+        readonly WriteQueue _write_queue
         Handle _read_handle
         Handle _write_handle
         list _held                  # received, not yet delivered: (data, addr) tuples
@@ -165,11 +162,8 @@ cdef class DatagramSocketTransport(DatagramTransport):
         object __weakref__
 
     def __cinit__(self):
-        ready_init(&self._wq, 8)
+        self._write_queue = WriteQueue.__new__(WriteQueue)
         self._sock_fd = -1
-
-    def __dealloc__(self):
-        ready_free(&self._wq)
 
     cdef int _setup(self, CoreLoop loop, sock, protocol, address, waiter, extra) except -1:
         # _SelectorTransport.__init__ + _SelectorDatagramTransport.__init__.
@@ -194,7 +188,6 @@ cdef class DatagramSocketTransport(DatagramTransport):
         self._unnamed_peer = self._extra['peername'] is not None and not self._connected
         self._address = address
         self.set_protocol(protocol)
-        check_write_limits(None, None, &self._high_water, &self._low_water)
         self._read_handle = loop._new_handle(self._on_readable, (), None)
         self._write_handle = loop._new_handle(self._on_writable, (), None)
         loop._transports[self._sock_fd] = self
@@ -206,17 +199,9 @@ cdef class DatagramSocketTransport(DatagramTransport):
         return 0
 
     def __repr__(self):
-        info = [type(self).__name__]
-        if self._sock is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._sock_fd}')
-        if self._loop is not None and not self._loop.is_closed():
-            info.append('read=polling' if self._reading else 'read=idle')
-            state = 'polling' if self._writing else 'idle'
-            info.append(f'write=<{state}, bufsize={self._wq_size}>')
-        return '<{}>'.format(' '.join(info))
+        return transport_repr(self, self._sock is None, self._closing, self._sock_fd,
+                              socket_state(self._loop, self._reading, self._writing,
+                                           self._write_queue))
 
     def __del__(self):
         if self._sock is not None:
@@ -226,27 +211,18 @@ cdef class DatagramSocketTransport(DatagramTransport):
     # ---- the fd watch -----------------------------------------------------------
 
     def _start_reading(self):
-        if not self._closing and not self._paused and not self._reading:
-            self._loop._watch_fd(self._sock_fd, False, self._read_handle, WATCH_DRAINS)
-            self._reading = True
+        if not self._closing and not self._paused:
+            start_watch(self._loop, self._sock_fd, False, self._read_handle, &self._reading,
+                        WATCH_DRAINS)
 
     cdef int _stop_reading(self) except -1:
-        if self._reading:
-            self._reading = False
-            self._loop._unwatch_fd(self._sock_fd, False)
-        return 0
+        return stop_watch(self._loop, self._sock_fd, False, &self._reading)
 
     cdef int _start_writing(self) except -1:
-        if not self._writing:
-            self._loop._watch_fd(self._sock_fd, True, self._write_handle)
-            self._writing = True
-        return 0
+        return start_watch(self._loop, self._sock_fd, True, self._write_handle, &self._writing)
 
     cdef int _stop_writing(self) except -1:
-        if self._writing:
-            self._writing = False
-            self._loop._unwatch_fd(self._sock_fd, True)
-        return 0
+        return stop_watch(self._loop, self._sock_fd, True, &self._writing)
 
     # ---- protocol and state -----------------------------------------------------
 
@@ -254,32 +230,19 @@ cdef class DatagramSocketTransport(DatagramTransport):
         self._protocol = protocol
         self._protocol_connected = True
 
-    def get_protocol(self):
-        return self._protocol
-
-    def is_closing(self):
-        return self._closing
-
-    def is_reading(self):
-        return not self._closing and not self._paused
+    get_protocol = _get_protocol     # these three: common.pxi
+    is_closing = _is_closing
+    is_reading = _is_reading
 
     def pause_reading(self):
-        if self._closing or self._paused:
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop._debug:
-            _logger.debug("%r pauses reading", self)
+        pause_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
+                      &self._reading)
 
     def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._held:
+        if (resume_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
+                           &self._reading, self._read_handle, WATCH_DRAINS)
+                and self._held):
             self._loop.call_soon(self._deliver_held)
-        if self._loop._debug:
-            _logger.debug("%r resumes reading", self)
 
     # ---- reading ----------------------------------------------------------------
 
@@ -351,8 +314,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
     cdef int _read_again(self) except -1:
         # The queue may hold more than this pass read: the read watch reports new
         # datagrams only (WATCH_DRAINS), so run _on_readable again on the next pass.
-        ready_push(&self._loop.ready, self._read_handle)
-        return 0
+        return self._loop.queue_handle(self._read_handle)
 
     cdef object _sender(self, sockaddr_storage *name, socklen_t namelen):
         # The sender's address object: the previous one again if the sockaddr is the
@@ -434,16 +396,15 @@ cdef class DatagramSocketTransport(DatagramTransport):
                 _logger.warning('socket.send() raised exception.')
             self._conn_lost += 1
             return
-        if not self._wq.count:
+        if not self._write_queue.items.count:
             if self._send(data, addr) != 0:
                 return
             self._start_writing()
         # Queue an immutable copy: the caller may change a bytearray after sendto().
         if not PyBytes_CheckExact(data):
             data = bytes(data)
-        ready_push(&self._wq, (data, addr))
-        self._wq_size += PyBytes_GET_SIZE(data) + _DGRAM_HEADER
-        self._maybe_pause_protocol()
+        self._write_queue.push((data, addr), PyBytes_GET_SIZE(data) + _DGRAM_HEADER)
+        self._write_queue.pause_if_full(self._loop, self, self._protocol)
 
     cdef int _send(self, data, addr) except -2:
         # One datagram: 1 sent, 0 the kernel would block, -1 failed (and reported: an
@@ -522,51 +483,31 @@ cdef class DatagramSocketTransport(DatagramTransport):
     cdef int _flush(self) except -1:
         cdef PyObject *head
         cdef int r
-        while self._wq.count:
-            head = self._wq.items[self._wq.head]
+        while self._write_queue.items.count:
+            head = self._write_queue.head()
             item = <tuple>head
             r = self._send(item[0], item[1])
             if r == 0:
                 break           # still full: wait for the next writable event
             # Sent or dropped (a failed datagram is not retried, as in asyncio),
             # unless a fatal error has already emptied the queue.
-            if self._wq.count and self._wq.items[self._wq.head] == head:
-                self._wq_size -= PyBytes_GET_SIZE(item[0]) + _DGRAM_HEADER
-                Py_DECREF(<object>ready_pop(&self._wq))
+            if self._write_queue.items.count and self._write_queue.head() == head:
+                self._write_queue.pop(PyBytes_GET_SIZE(item[0]) + _DGRAM_HEADER)
             if r < 0:
                 return 0
-        self._maybe_resume_protocol()
-        if not self._wq.count:
+        self._write_queue.resume_if_drained(self._loop, self, self._protocol)
+        if not self._write_queue.items.count:
             self._stop_writing()
             if self._closing:
                 self._call_connection_lost(None)
         return 0
 
-    # ---- flow control (transports._FlowControlMixin) ----------------------------
+    # ---- flow control (transports._FlowControlMixin, writequeue.pxi) ------------
 
-    def set_write_buffer_limits(self, high=None, low=None):
-        check_write_limits(high, low, &self._high_water, &self._low_water)
-        self._maybe_pause_protocol()
-
-    def get_write_buffer_limits(self):
-        return (self._low_water, self._high_water)
-
-    def get_write_buffer_size(self):
-        return self._wq_size
-
-    cdef int _maybe_pause_protocol(self) except -1:
-        if self._wq_size <= self._high_water or self._protocol_paused:
-            return 0
-        self._protocol_paused = True
-        call_flow_control(self._loop, self, self._protocol, True)
-        return 0
-
-    cdef int _maybe_resume_protocol(self) except -1:
-        if not self._protocol_paused or self._wq_size > self._low_water:
-            return 0
-        self._protocol_paused = False
-        call_flow_control(self._loop, self, self._protocol, False)
-        return 0
+    set_write_buffer_limits = _set_write_buffer_limits
+    get_write_buffer_limits = _get_write_buffer_limits
+    get_write_buffer_size = _get_write_buffer_size
+    _protocol_paused = property(_get_protocol_paused)
 
     # ---- closing ----------------------------------------------------------------
 
@@ -576,7 +517,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
         self._closing = True
         self._held = None
         self._stop_reading()
-        if not self._wq.count:
+        if not self._write_queue.items.count:
             self._conn_lost += 1
             self._stop_writing()
             self._loop.call_soon(self._call_connection_lost, None)
@@ -585,16 +526,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
         self._force_close(None)
 
     cpdef int _fatal_error(self, exc, str message='Fatal error on transport') except -1:
-        if isinstance(exc, OSError):
-            if self._loop._debug:
-                _logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+        report_error(self._loop, self, self._protocol, exc, message, isinstance(exc, OSError))
         self._force_close(exc)
         return 0
 
@@ -602,9 +534,8 @@ cdef class DatagramSocketTransport(DatagramTransport):
         # (No loop: connection_lost already ran, after close() flushed the queue.)
         if self._conn_lost or self._loop is None:
             return 0
-        if self._wq.count:
-            ready_clear(&self._wq)
-            self._wq_size = 0
+        if self._write_queue.items.count:
+            self._write_queue.clear()
             self._stop_writing()
         if not self._closing:
             self._closing = True

@@ -95,7 +95,7 @@ cdef class Listener:
         # A backlog's worth accepted and maybe more waiting: the watch reports new
         # connections only (WATCH_DRAINS), so come back on the next pass.
         if self.watching:
-            ready_push(&self.loop.ready, self.handle)
+            self.loop.queue_handle(self.handle)
 
     cdef int _accept_failed(self, int err) except -1:
         exc = os_error(err)
@@ -133,7 +133,7 @@ cdef class Listener:
             self.accepted.append(res)
             if not self.queued:
                 self.queued = True
-                ready_push(&self.loop.ready, self.handle)
+                self.loop.queue_handle(self.handle)
         if current and not more and (res >= 0 or transient):
             self._arm_accept()
         return 0

@@ -31,9 +31,6 @@ cdef extern from *:
     ctypedef class ringloop._transport_bases.ReadTransport [object RLReadTransportBase, check_size ignore]:
         cdef object _extra
 
-cdef extern from "<sys/uio.h>" nogil:
-    ssize_t writev(int fd, const iovec *iov, int iovcnt)
-
 cdef extern from "<sys/stat.h>" nogil:
     bint S_ISFIFO(unsigned int m)
     bint S_ISSOCK(unsigned int m)
@@ -46,28 +43,23 @@ cdef extern from "<errno.h>":
 cdef object _set_blocking = os.set_blocking
 
 
-cdef unsigned int _pipe_mode(int fd) except? 0:
+cdef unsigned int _open_pipe(pipe, dict extra, str refusal) except? 0:
+    # The checks and set-up both pipe transports start with; returns the fd's mode.
     cdef stat st
-    if fstat(fd, &st) < 0:
+    extra['pipe'] = pipe
+    if fstat(pipe.fileno(), &st) < 0:
         raise os_error(errno)
+    if not (S_ISFIFO(st.st_mode) or S_ISSOCK(st.st_mode) or S_ISCHR(st.st_mode)):
+        raise ValueError(refusal)
+    _set_blocking(pipe.fileno(), False)
     return st.st_mode
 
 
-cdef int _call_protocol_flow(CoreLoop loop, transport, protocol, str method) except -1:
-    # pause_writing()/resume_writing(), reporting a failure as asyncio's
-    # transports._FlowControlMixin does.
-    try:
-        getattr(protocol, method)()
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        loop.call_exception_handler({
-            'message': f'protocol.{method}() failed',
-            'exception': exc,
-            'transport': transport,
-            'protocol': protocol,
-        })
-    return 0
+cdef str _pipe_repr(transport, pipe, bint closing, fileno, CoreLoop loop, list state):
+    # state: what an open pipe's transport adds while its loop is open.
+    if pipe is None or loop is None or loop._closed:
+        state = ['open' if pipe is not None else 'closed']
+    return transport_repr(transport, pipe is None, closing, fileno, state)
 
 
 cdef class ReadPipeTransport(ReadTransport):
@@ -76,9 +68,9 @@ cdef class ReadPipeTransport(ReadTransport):
         public object _pipe         # public: asyncio's own tests reset it
         readonly object _fileno
         int _fd
-        object _protocol
-        bint _closing
-        bint _paused
+        readonly object _protocol
+        readonly bint _closing
+        readonly bint _paused
         bint _reading               # the read handle is in the fd watch
         Handle _read_handle
         object __weakref__
@@ -89,12 +81,8 @@ cdef class ReadPipeTransport(ReadTransport):
 
     cdef int _setup(self, CoreLoop loop, pipe, protocol, waiter, extra) except -1:
         cdef int fd = pipe.fileno()
-        cdef unsigned int mode = _pipe_mode(fd)
         self._extra = {} if extra is None else extra
-        self._extra['pipe'] = pipe
-        if not (S_ISFIFO(mode) or S_ISSOCK(mode) or S_ISCHR(mode)):
-            raise ValueError("Pipe transport is for pipes/sockets only.")
-        _set_blocking(fd, False)
+        _open_pipe(pipe, self._extra, "Pipe transport is for pipes/sockets only.")
         self._loop = loop
         self._pipe = pipe
         self._fd = fd
@@ -109,19 +97,8 @@ cdef class ReadPipeTransport(ReadTransport):
         return 0
 
     def __repr__(self):
-        info = [type(self).__name__]
-        if self._pipe is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._fileno}')
-        if self._pipe is not None and self._loop is not None and not self._loop._closed:
-            info.append('polling' if self._reading else 'idle')
-        elif self._pipe is not None:
-            info.append('open')
-        else:
-            info.append('closed')
-        return '<{}>'.format(' '.join(info))
+        return _pipe_repr(self, self._pipe, self._closing, self._fileno, self._loop,
+                          ['polling' if self._reading else 'idle'])
 
     def __del__(self):
         if self._pipe is not None:
@@ -129,15 +106,11 @@ cdef class ReadPipeTransport(ReadTransport):
             self._pipe.close()
 
     def _start_reading(self):
-        if not self._closing and not self._paused and not self._reading:
-            self._loop._watch_fd(self._fd, False, self._read_handle)
-            self._reading = True
+        if not self._closing and not self._paused:
+            start_watch(self._loop, self._fd, False, self._read_handle, &self._reading)
 
     cdef int _stop_reading(self) except -1:
-        if self._reading:
-            self._reading = False
-            self._loop._unwatch_fd(self._fd, False)
-        return 0
+        return stop_watch(self._loop, self._fd, False, &self._reading)
 
     def _on_readable(self):
         cdef char *buf
@@ -159,33 +132,20 @@ cdef class ReadPipeTransport(ReadTransport):
         elif not would_block(errno):
             self._fatal_error(os_error(errno), 'Fatal read error on pipe transport')
 
-    def is_reading(self):
-        return not self._paused and not self._closing
+    is_reading = _is_reading         # common.pxi
 
     def pause_reading(self):
-        if self._closing or self._paused:
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop._debug:
-            _logger.debug("%r pauses reading", self)
+        pause_reading(self._loop, self, self._fd, self._closing, &self._paused, &self._reading)
 
     def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop._debug:
-            _logger.debug("%r resumes reading", self)
+        resume_reading(self._loop, self, self._fd, self._closing, &self._paused,
+                       &self._reading, self._read_handle)
 
     def set_protocol(self, protocol):
         self._protocol = protocol
 
-    def get_protocol(self):
-        return self._protocol
-
-    def is_closing(self):
-        return self._closing
+    get_protocol = _get_protocol     # these two: common.pxi
+    is_closing = _is_closing
 
     def close(self):
         if not self._closing:
@@ -194,16 +154,8 @@ cdef class ReadPipeTransport(ReadTransport):
     cpdef int _fatal_error(self, exc, str message='Fatal error on pipe transport') except -1:
         # EIO is how a pty master reads once the slave side is closed: not worth a
         # report (asyncio logs it in debug mode only).
-        if isinstance(exc, OSError) and exc.errno == EIO:
-            if self._loop._debug:
-                _logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+        report_error(self._loop, self, self._protocol, exc, message,
+                     isinstance(exc, OSError) and exc.errno == EIO)
         self._close(exc)
         return 0
 
@@ -227,49 +179,38 @@ cdef class ReadPipeTransport(ReadTransport):
 
 cdef class WritePipeTransport(Transport):
     cdef:
-        CoreLoop _loop
+        readonly CoreLoop _loop
         public object _pipe         # public: asyncio's own tests reset it
         readonly object _fileno
         int _fd
-        object _protocol
-        bint _closing               # close(), write_eof(), abort() or an error happened
+        readonly object _protocol
+        readonly bint _closing               # close(), write_eof(), abort() or an error happened
         bint _lost                  # connection_lost is scheduled or running
         bint _watch_peer            # FIFO or socket: watch for reading to see the peer go
         bint _peer_watched          # the read handle is in the fd watch
         bint _writing               # the write handle is in the fd watch
-        readonly bint _protocol_paused
         int _conn_lost
-        ReadyQueue _wq              # queued bytes objects (owned references)
-        Py_ssize_t _wq_offset       # bytes of the head item already written
-        Py_ssize_t _wq_size         # bytes queued and not written
-        Py_ssize_t _high_water, _low_water
+        readonly WriteQueue _write_queue
         Handle _read_handle
         Handle _write_handle
         object __weakref__
         dict __dict__               # asyncio's transports take attributes (tests mock methods)
 
     def __cinit__(self):
-        ready_init(&self._wq, 8)
+        self._write_queue = WriteQueue.__new__(WriteQueue)
         self._fd = -1
-
-    def __dealloc__(self):
-        ready_free(&self._wq)
 
     cdef int _setup(self, CoreLoop loop, pipe, protocol, waiter, extra) except -1:
         cdef int fd = pipe.fileno()
-        cdef unsigned int mode = _pipe_mode(fd)
+        cdef unsigned int mode
         self._extra = {} if extra is None else extra
-        self._extra['pipe'] = pipe
-        if not (S_ISFIFO(mode) or S_ISSOCK(mode) or S_ISCHR(mode)):
-            raise ValueError("Pipe transport is only for "
-                             "pipes, sockets and character devices")
-        _set_blocking(fd, False)
+        mode = _open_pipe(pipe, self._extra,
+                          "Pipe transport is only for pipes, sockets and character devices")
         self._loop = loop
         self._pipe = pipe
         self._fd = fd
         self._fileno = fd
         self._protocol = protocol
-        self._set_write_buffer_limits(None, None)
         self._write_handle = loop._new_handle(self._on_writable, (), None)
         self._watch_peer = S_ISFIFO(mode) or S_ISSOCK(mode)
         loop.call_soon(protocol.connection_made, self)
@@ -281,20 +222,8 @@ cdef class WritePipeTransport(Transport):
         return 0
 
     def __repr__(self):
-        info = [type(self).__name__]
-        if self._pipe is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._fileno}')
-        if self._pipe is not None and self._loop is not None and not self._loop._closed:
-            info.append('polling' if self._writing else 'idle')
-            info.append(f'bufsize={self._wq_size}')
-        elif self._pipe is not None:
-            info.append('open')
-        else:
-            info.append('closed')
-        return '<{}>'.format(' '.join(info))
+        return _pipe_repr(self, self._pipe, self._closing, self._fileno, self._loop,
+                          ['polling' if self._writing else 'idle', f'bufsize={self._write_queue.size}'])
 
     def __del__(self):
         if self._pipe is not None:
@@ -306,27 +235,17 @@ cdef class WritePipeTransport(Transport):
     def _start_peer_watch(self):
         # Also after close() with data queued: a reader that goes away then must end
         # the transport, or it would wait for a drain that never comes.
-        if not self._lost and not self._peer_watched:
-            self._loop._watch_fd(self._fd, False, self._read_handle)
-            self._peer_watched = True
+        if not self._lost:
+            start_watch(self._loop, self._fd, False, self._read_handle, &self._peer_watched)
 
     cdef int _stop_peer_watch(self) except -1:
-        if self._peer_watched:
-            self._peer_watched = False
-            self._loop._unwatch_fd(self._fd, False)
-        return 0
+        return stop_watch(self._loop, self._fd, False, &self._peer_watched)
 
     cdef int _start_writing(self) except -1:
-        if not self._writing:
-            self._loop._watch_fd(self._fd, True, self._write_handle)
-            self._writing = True
-        return 0
+        return start_watch(self._loop, self._fd, True, self._write_handle, &self._writing)
 
     cdef int _stop_writing(self) except -1:
-        if self._writing:
-            self._writing = False
-            self._loop._unwatch_fd(self._fd, True)
-        return 0
+        return stop_watch(self._loop, self._fd, True, &self._writing)
 
     def _on_peer_closed(self):
         # The reader went away (see the header): data still queued can never arrive.
@@ -334,117 +253,59 @@ cdef class WritePipeTransport(Transport):
             return
         if self._loop._debug:
             _logger.info("%r was closed by peer", self)
-        self._close(BrokenPipeError() if self._wq.count else None)
+        self._close(BrokenPipeError() if self._write_queue.items.count else None)
 
     # ---- writing ----------------------------------------------------------------
 
     def write(self, data):
-        cdef Py_buffer view
-        cdef ssize_t n
-        cdef Py_ssize_t size
+        cdef int ret
         if not PyBytes_CheckExact(data) and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f'data argument must be a bytes-like object, '
                             f'not {type(data).__name__!r}')
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        size = view.len
-        if size == 0:
-            PyBuffer_Release(&view)
+        if not data:
             return
         if self._conn_lost or self._closing:
-            PyBuffer_Release(&view)
             if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 _logger.warning('pipe closed by peer or os.write(pipe, data) raised exception.')
             self._conn_lost += 1
             return
-        if self._wq.count:
-            PyBuffer_Release(&view)
-            self._queue(data, 0)
+        ret = self._write_queue.write_now(self._fd, False, data)
+        if ret < 0:
+            self._conn_lost += 1
+            self._fatal_error(os_error(-ret), 'Fatal write error on pipe transport')
             return
-        # Nothing queued: try to write at once.
-        n = write(self._fd, view.buf, size)
-        PyBuffer_Release(&view)
-        if n < 0:
-            if not would_block(errno):
-                self._conn_lost += 1
-                self._fatal_error(os_error(errno), 'Fatal write error on pipe transport')
-                return
-            n = 0
-        if n == size:
-            return
-        self._queue(data, n)
-        self._start_writing()
-
-    cdef int _queue(self, data, Py_ssize_t already_written) except -1:
-        # Keep a bytes object as it is; copy anything else (the caller may change it).
-        if not PyBytes_CheckExact(data):
-            data = bytes(data)
-        if self._wq.count == 0:
-            self._wq_offset = already_written
-        self._wq_size += PyBytes_GET_SIZE(data) - already_written
-        ready_push(&self._wq, data)
-        self._maybe_pause_protocol()
-        return 0
+        if self._write_queue.items.count:
+            self._write_queue.pause_if_full(self._loop, self, self._protocol)
+        if ret == WRITE_QUEUED:
+            self._start_writing()
 
     def _on_writable(self):
-        cdef iovec iov[MAX_IOV]
-        cdef Py_ssize_t i, n_iov
-        cdef PyObject *item
         cdef ssize_t n
         if not self._writing:
             return
-        n_iov = self._wq.count if self._wq.count < MAX_IOV else MAX_IOV
-        for i in range(n_iov):
-            item = self._wq.items[(self._wq.head + i) & (self._wq.cap - 1)]
-            iov[i].iov_base = PyBytes_AS_STRING(<object>item)
-            iov[i].iov_len = PyBytes_GET_SIZE(<object>item)
-        iov[0].iov_base = <char *>iov[0].iov_base + self._wq_offset
-        iov[0].iov_len -= self._wq_offset
-        n = writev(self._fd, iov, <int>n_iov)
+        n = self._write_queue.write_queued(self._fd, False)
         if n < 0:
-            if would_block(errno):
-                return
-            err = os_error(errno)
-            self._clear_queue()
+            err = os_error(-n)
+            self._write_queue.clear()
             self._conn_lost += 1
             self._stop_writing()
             self._fatal_error(err, 'Fatal write error on pipe transport')
             return
-        self._consume(n)
-        if self._wq.count:
-            self._maybe_resume_protocol()
+        if n == 0:
+            return      # would block
+        if self._write_queue.items.count:
+            self._write_queue.resume_if_drained(self._loop, self, self._protocol)
             return
         self._stop_writing()
-        self._maybe_resume_protocol()      # may write (and queue) more
-        if self._closing and not self._wq.count and not self._lost:
+        self._write_queue.resume_if_drained(self._loop, self, self._protocol)  # may write more
+        if self._closing and not self._write_queue.items.count and not self._lost:
             # close() or write_eof() was waiting for the queue to drain.
             self._lost = True
             self._stop_peer_watch()
             self._call_connection_lost(None)
 
-    cdef int _consume(self, Py_ssize_t n) except -1:
-        # Drop n written bytes from the head of the queue.
-        cdef PyObject *item
-        cdef Py_ssize_t left
-        self._wq_size -= n
-        while n > 0:
-            item = self._wq.items[self._wq.head]
-            left = PyBytes_GET_SIZE(<object>item) - self._wq_offset
-            if n < left:
-                self._wq_offset += n
-                return 0
-            n -= left
-            self._wq_offset = 0
-            Py_DECREF(<object>ready_pop(&self._wq))
-        return 0
-
-    cdef int _clear_queue(self) except -1:
-        ready_clear(&self._wq)
-        self._wq_offset = 0
-        self._wq_size = 0
-        return 0
-
     def get_write_buffer_size(self):
-        return self._wq_size
+        return self._write_queue.size
 
     def can_write_eof(self):
         return True
@@ -455,53 +316,25 @@ cdef class WritePipeTransport(Transport):
         if self._closing:
             return
         self._closing = True
-        if not self._wq.count:
+        if not self._write_queue.items.count:
             self._stop_peer_watch()
             self._lost = True
             self._loop.call_soon(self._call_connection_lost, None)
 
-    # ---- flow control (transports._FlowControlMixin) ----------------------------
+    # ---- flow control (transports._FlowControlMixin, writequeue.pxi) ------------
 
-    cdef int _set_write_buffer_limits(self, high, low) except -1:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
-        self._high_water = high
-        self._low_water = low
-        return 0
-
-    def set_write_buffer_limits(self, high=None, low=None):
-        self._set_write_buffer_limits(high, low)
-        self._maybe_pause_protocol()
-
-    def get_write_buffer_limits(self):
-        return (self._low_water, self._high_water)
-
-    cdef int _maybe_pause_protocol(self) except -1:
-        if self._wq_size > self._high_water and not self._protocol_paused:
-            self._protocol_paused = True
-            _call_protocol_flow(self._loop, self, self._protocol, 'pause_writing')
-        return 0
-
-    cdef int _maybe_resume_protocol(self) except -1:
-        if self._protocol_paused and self._wq_size <= self._low_water:
-            self._protocol_paused = False
-            _call_protocol_flow(self._loop, self, self._protocol, 'resume_writing')
-        return 0
+    set_write_buffer_limits = _set_write_buffer_limits
+    get_write_buffer_limits = _get_write_buffer_limits
+    get_write_buffer_size = _get_write_buffer_size
+    _protocol_paused = property(_get_protocol_paused)
 
     # ---- protocol and closing ---------------------------------------------------
 
     def set_protocol(self, protocol):
         self._protocol = protocol
 
-    def get_protocol(self):
-        return self._protocol
-
-    def is_closing(self):
-        return self._closing
+    get_protocol = _get_protocol     # these two: common.pxi
+    is_closing = _is_closing
 
     def close(self):
         if self._pipe is not None and not self._closing:
@@ -511,25 +344,16 @@ cdef class WritePipeTransport(Transport):
         self._close(None)
 
     cpdef int _fatal_error(self, exc, str message='Fatal error on pipe transport') except -1:
-        if isinstance(exc, OSError):
-            if self._loop._debug:
-                _logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+        report_error(self._loop, self, self._protocol, exc, message, isinstance(exc, OSError))
         self._close(exc)
         return 0
 
     cdef int _close(self, exc) except -1:
         # Drop what is queued and end the transport (abort, errors, the peer gone).
         self._closing = True
-        if self._wq.count:
+        if self._write_queue.items.count:
             self._stop_writing()
-            self._clear_queue()
+            self._write_queue.clear()
         self._stop_peer_watch()
         if not self._lost and self._loop is not None:
             self._lost = True
@@ -542,7 +366,7 @@ cdef class WritePipeTransport(Transport):
         finally:
             self._stop_writing()
             self._stop_peer_watch()
-            self._clear_queue()
+            self._write_queue.clear()
             self._pipe.close()
             self._pipe = None
             self._protocol = None

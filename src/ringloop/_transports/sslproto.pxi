@@ -656,27 +656,10 @@ cdef class _SSLProtocolCore:
         # size: _get_write_buffer_size(), which the caller may know already.
         if size >= self._outgoing_high_water and not self._app_writing_paused:
             self._app_writing_paused = True
-            self._call_app_flow_control(True)
+            call_flow_control(self._loop, self._app_protocol, True, self._app_transport, self)
         elif size <= self._outgoing_low_water and self._app_writing_paused:
             self._app_writing_paused = False
-            self._call_app_flow_control(False)
-        return 0
-
-    cdef int _call_app_flow_control(self, bint pause) except -1:
-        try:
-            if pause:
-                self._app_protocol.pause_writing()
-            else:
-                self._app_protocol.resume_writing()
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler({
-                'message': f'protocol.{"pause" if pause else "resume"}_writing() failed',
-                'exception': exc,
-                'transport': self._app_transport,
-                'protocol': self,
-            })
+            call_flow_control(self._loop, self._app_protocol, False, self._app_transport, self)
         return 0
 
     cdef Py_ssize_t _get_write_buffer_size(self) except -1:

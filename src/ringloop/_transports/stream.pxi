@@ -9,7 +9,6 @@
 # once when nothing is queued; what the kernel does not take is queued (bytes objects,
 # no copy of a bytes argument) and flushed with one sendmsg() per writable event.
 
-import logging as _logging
 import warnings as _warnings
 from asyncio import futures as _aio_futures
 from asyncio import protocols as _aio_protocols
@@ -26,12 +25,10 @@ cdef enum:
     # then cost an mmap, an mremap and a munmap per read.
     BULK_RECV_SIZE = 127 * 1024
 
-cdef object _logger = _logging.getLogger('asyncio')
 cdef object _socket_class = _socket.socket
 cdef object _BufferedProtocol = _aio_protocols.BufferedProtocol
 cdef object _TransportSocket = _aio_trsock.TransportSocket
 cdef object _set_result_unless_cancelled = _aio_futures._set_result_unless_cancelled
-cdef int _LOG_THRESHOLD_FOR_CONNLOST_WRITES = _aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 
 # socket.socket's family/type/proto properties build an enum member per access
@@ -65,43 +62,9 @@ cdef int set_nodelay(int fd, int family, int type, int proto) except -1:
     return 0
 
 
-# ---- write flow control shared by the transports (transports._FlowControlMixin) ----
-
-cdef int check_write_limits(high, low, Py_ssize_t *high_water, Py_ssize_t *low_water) except -1:
-    if high is None:
-        high = 64 * 1024 if low is None else 4 * low
-    if low is None:
-        low = high // 4
-    if not high >= low >= 0:
-        raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
-    high_water[0] = high
-    low_water[0] = low
-    return 0
-
-
-cdef int call_flow_control(CoreLoop loop, transport, protocol, bint pause) except -1:
-    # protocol.pause_writing() or resume_writing(); a failure goes to the exception
-    # handler, not to the writer.
-    try:
-        if pause:
-            protocol.pause_writing()
-        else:
-            protocol.resume_writing()
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        loop.call_exception_handler({
-            'message': f'protocol.{"pause" if pause else "resume"}_writing() failed',
-            'exception': exc,
-            'transport': transport,
-            'protocol': protocol,
-        })
-    return 0
-
-
 cdef class StreamTransport(Transport):
     cdef:
-        CoreLoop _loop
+        readonly CoreLoop _loop
         # The socket object, made on first use for an accepted connection (see
         # _socket()): building one from an fd costs a Python-level __init__ and a
         # getsockname(2), and most connections never need it.
@@ -109,7 +72,7 @@ cdef class StreamTransport(Transport):
         readonly int _sock_fd
         bint _fd_open               # the transport owns _sock_fd and has not closed it
         int _family, _type, _proto  # for the socket object made later
-        object _protocol
+        readonly object _protocol
         object _server
         bint _buffered              # the protocol is a BufferedProtocol
         bint _protocol_connected
@@ -122,23 +85,16 @@ cdef class StreamTransport(Transport):
         bint _reading               # the read handle is in the fd watch
         bint _writing               # the write handle is in the fd watch
         bint _bulk                  # the last read got at least BULK_READ bytes
-        readonly bint _protocol_paused  # pause_writing() was called on the protocol
         int _conn_lost
-        ReadyQueue _wq              # queued bytes objects (owned references)
-        Py_ssize_t _wq_offset       # bytes of the head item already sent
-        Py_ssize_t _wq_size         # bytes queued and not sent
-        Py_ssize_t _high_water, _low_water
+        readonly WriteQueue _write_queue
         Handle _read_handle
         Handle _write_handle
         object _empty_waiter        # loop.sendfile() waits on it for the queue to drain
         object __weakref__
 
     def __cinit__(self):
-        ready_init(&self._wq, 8)
+        self._write_queue = WriteQueue.__new__(WriteQueue)
         self._sock_fd = -1
-
-    def __dealloc__(self):
-        ready_free(&self._wq)
 
     cdef int _setup(self, CoreLoop loop, int fd, int family, int type, int proto,
                     protocol, waiter, dict extra, server) except -1:
@@ -155,9 +111,6 @@ cdef class StreamTransport(Transport):
         self._proto = proto
         self.set_protocol(protocol)
         self._server = server
-        # transports._FlowControlMixin's defaults (set_write_buffer_limits(None, None)).
-        self._high_water = 64 * 1024
-        self._low_water = 16 * 1024
         self._read_handle = loop._new_handle(self._on_readable, (), None)
         if server is not None:
             # Server._attach, without its Python frame.
@@ -193,17 +146,9 @@ cdef class StreamTransport(Transport):
         return self._extra.get(name, default)
 
     def __repr__(self):
-        info = [type(self).__name__]
-        if not self._fd_open:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._sock_fd}')
-        if self._loop is not None and not self._loop.is_closed():
-            info.append('read=polling' if self._reading else 'read=idle')
-            state = 'polling' if self._writing else 'idle'
-            info.append(f'write=<{state}, bufsize={self._wq_size}>')
-        return '<{}>'.format(' '.join(info))
+        return transport_repr(self, not self._fd_open, self._closing, self._sock_fd,
+                              socket_state(self._loop, self._reading, self._writing,
+                                           self._write_queue))
 
     def __del__(self):
         if self._fd_open:
@@ -223,32 +168,24 @@ cdef class StreamTransport(Transport):
 
     @cython.binding(False)
     def _start_reading(self):
-        if not self._closing and not self._paused and not self._reading:
-            self._loop._watch_fd(self._sock_fd, False, self._read_handle, WATCH_DRAINS)
-            self._reading = True
+        if not self._closing and not self._paused:
+            start_watch(self._loop, self._sock_fd, False, self._read_handle,
+                        &self._reading, WATCH_DRAINS)
 
     cdef int _stop_reading(self, bint closing=False) except -1:
         # closing: the fd is closed by a _call_connection_lost scheduled with _soon,
         # so in a later pass, after the loop's next kernel wait.
-        if self._reading:
-            self._reading = False
-            self._loop._unwatch_fd(self._sock_fd, False, closing)
-        return 0
+        return stop_watch(self._loop, self._sock_fd, False, &self._reading, closing)
 
     cdef int _start_writing(self) except -1:
-        if not self._writing:
-            if self._write_handle is None:
-                # Most connections never wait to write: their handle is made on demand.
-                self._write_handle = self._loop._new_handle(self._on_writable, (), None)
-            self._loop._watch_fd(self._sock_fd, True, self._write_handle)
-            self._writing = True
-        return 0
+        if self._write_handle is None:
+            # Most connections never wait to write: their handle is made on demand.
+            self._write_handle = self._loop._new_handle(self._on_writable, (), None)
+        return start_watch(self._loop, self._sock_fd, True, self._write_handle,
+                           &self._writing)
 
     cdef int _stop_writing(self) except -1:
-        if self._writing:
-            self._writing = False
-            self._loop._unwatch_fd(self._sock_fd, True)
-        return 0
+        return stop_watch(self._loop, self._sock_fd, True, &self._writing)
 
     # ---- protocol and state -----------------------------------------------------
 
@@ -257,30 +194,17 @@ cdef class StreamTransport(Transport):
         self._buffered = isinstance(protocol, _BufferedProtocol)
         self._protocol_connected = True
 
-    def get_protocol(self):
-        return self._protocol
-
-    def is_closing(self):
-        return self._closing
-
-    def is_reading(self):
-        return not self._closing and not self._paused
+    get_protocol = _get_protocol     # these three: common.pxi
+    is_closing = _is_closing
+    is_reading = _is_reading
 
     def pause_reading(self):
-        if self._closing or self._paused:
-            return
-        self._paused = True
-        self._stop_reading()
-        if self._loop._debug:
-            _logger.debug("%r pauses reading", self)
+        pause_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
+                      &self._reading)
 
     def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop._debug:
-            _logger.debug("%r resumes reading", self)
+        resume_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
+                       &self._reading, self._read_handle, WATCH_DRAINS)
 
     # ---- reading ----------------------------------------------------------------
 
@@ -365,8 +289,7 @@ cdef class StreamTransport(Transport):
     cdef int _read_again(self) except -1:
         # recv(2) filled the whole buffer, so more may be queued: the read watch
         # reports new data only (WATCH_DRAINS), so read again on the next pass.
-        ready_push(&self._loop.ready, self._read_handle)
-        return 0
+        return self._loop.queue_handle(self._read_handle)
 
     cdef inline bint _received_nothing(self, ssize_t n, int err) except -1:
         # After recv(2): whether there is no data to hand on. EOF and errors are dealt
@@ -400,10 +323,7 @@ cdef class StreamTransport(Transport):
 
     @cython.binding(False)
     def write(self, data):
-        cdef Py_buffer view
-        cdef ssize_t n
-        cdef Py_ssize_t size
-        cdef int err
+        cdef int ret
         cdef bint exact = PyBytes_CheckExact(data)
         if not exact and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f'data argument must be a bytes-like object, '
@@ -419,47 +339,20 @@ cdef class StreamTransport(Transport):
                 _logger.warning('socket.send() raised exception.')
             self._conn_lost += 1
             return
-        if self._wq.count:
-            self._queue(data, 0)
+        ret = self._write_queue.write_now(self._sock_fd, True, data)
+        if ret < 0:
+            self._fatal_error(os_error(-ret), 'Fatal write error on socket transport')
             return
-        # Nothing queued: try to send at once (asyncio's lowest-latency path).
-        if exact:
-            size = PyBytes_GET_SIZE(data)
-            n = send(self._sock_fd, PyBytes_AS_STRING(data), size, MSG_NOSIGNAL)
-            err = errno
-        else:
-            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-            size = view.len
-            n = send(self._sock_fd, view.buf, view.len, MSG_NOSIGNAL)
-            err = errno
-            PyBuffer_Release(&view)
-        if n < 0:
-            if not would_block(err):
-                self._fatal_error(os_error(err), 'Fatal write error on socket transport')
-                return
-            n = 0
-        if n == size:
-            return
-        self._queue(data, n)
-        self._start_writing()
+        if self._write_queue.items.count:
+            self._write_queue.pause_if_full(self._loop, self, self._protocol)
+        if ret == WRITE_QUEUED:
+            self._start_writing()
 
     def writelines(self, list_of_data):
         # Each item goes through write(): the same checks, and once something is
         # queued the rest joins the queue and leaves in one sendmsg() per event.
         for data in list_of_data:
             self.write(data)
-
-    cdef int _queue(self, data, Py_ssize_t already_sent) except -1:
-        # Keep a bytes object as it is; copy a mutable or sliced buffer, since the
-        # caller may change it after write() returns.
-        if not PyBytes_CheckExact(data):
-            data = bytes(data)
-        if self._wq.count == 0:
-            self._wq_offset = already_sent
-        self._wq_size += PyBytes_GET_SIZE(data) - already_sent
-        ready_push(&self._wq, data)
-        self._maybe_pause_protocol()
-        return 0
 
     @cython.binding(False)
     def _on_writable(self):
@@ -468,37 +361,22 @@ cdef class StreamTransport(Transport):
         self._flush()
 
     cdef int _flush(self) except -1:
-        cdef iovec iov[MAX_IOV]
-        cdef msghdr msg
-        cdef Py_ssize_t i, k, n_iov
-        cdef PyObject *item
         cdef ssize_t n
         if self._conn_lost:
             return 0
-        n_iov = self._wq.count if self._wq.count < MAX_IOV else MAX_IOV
-        for i in range(n_iov):
-            item = self._wq.items[(self._wq.head + i) & (self._wq.cap - 1)]
-            iov[i].iov_base = PyBytes_AS_STRING(<object>item)
-            iov[i].iov_len = PyBytes_GET_SIZE(<object>item)
-        iov[0].iov_base = <char *>iov[0].iov_base + self._wq_offset
-        iov[0].iov_len -= self._wq_offset
-        memset(&msg, 0, sizeof(msg))
-        msg.msg_iov = iov
-        msg.msg_iovlen = n_iov
-        n = sendmsg(self._sock_fd, &msg, MSG_NOSIGNAL)
+        n = self._write_queue.write_queued(self._sock_fd, True)
         if n < 0:
-            if would_block(errno):
-                return 0
-            err = os_error(errno)
+            err = os_error(-n)
             self._stop_writing()
-            self._clear_queue()
+            self._write_queue.clear()
             self._fatal_error(err, 'Fatal write error on socket transport')
             if self._empty_waiter is not None and not self._empty_waiter.done():
                 self._empty_waiter.set_exception(err)
             return 0
-        self._consume(n)
-        self._maybe_resume_protocol()
-        if self._wq.count == 0:
+        if n == 0:
+            return 0        # would block
+        self._write_queue.resume_if_drained(self._loop, self, self._protocol)
+        if self._write_queue.items.count == 0:
             self._stop_writing()
             if self._empty_waiter is not None:
                 self._empty_waiter.set_result(None)
@@ -508,67 +386,22 @@ cdef class StreamTransport(Transport):
                 shutdown(self._sock_fd, SHUT_WR)
         return 0
 
-    cdef int _consume(self, Py_ssize_t n) except -1:
-        # Drop n sent bytes from the head of the queue.
-        cdef PyObject *item
-        cdef Py_ssize_t left
-        self._wq_size -= n
-        while n > 0:
-            item = self._wq.items[self._wq.head]
-            left = PyBytes_GET_SIZE(<object>item) - self._wq_offset
-            if n < left:
-                self._wq_offset += n
-                return 0
-            n -= left
-            self._wq_offset = 0
-            Py_DECREF(<object>ready_pop(&self._wq))
-        return 0
-
-    cdef int _clear_queue(self) except -1:
-        ready_clear(&self._wq)
-        self._wq_offset = 0
-        self._wq_size = 0
-        return 0
-
     def write_eof(self):
         if self._closing or self._eof:
             return
         self._eof = True
-        if not self._wq.count and shutdown(self._sock_fd, SHUT_WR) < 0:
+        if not self._write_queue.items.count and shutdown(self._sock_fd, SHUT_WR) < 0:
             raise os_error(errno)
 
     def can_write_eof(self):
         return True
 
-    # ---- flow control (transports._FlowControlMixin) ----------------------------
+    # ---- flow control (transports._FlowControlMixin, writequeue.pxi) ------------
 
-    cdef int _set_write_buffer_limits(self, high, low) except -1:
-        check_write_limits(high, low, &self._high_water, &self._low_water)
-        return 0
-
-    def set_write_buffer_limits(self, high=None, low=None):
-        self._set_write_buffer_limits(high, low)
-        self._maybe_pause_protocol()
-
-    def get_write_buffer_limits(self):
-        return (self._low_water, self._high_water)
-
-    def get_write_buffer_size(self):
-        return self._wq_size
-
-    cdef int _maybe_pause_protocol(self) except -1:
-        if self._wq_size <= self._high_water or self._protocol_paused:
-            return 0
-        self._protocol_paused = True
-        call_flow_control(self._loop, self, self._protocol, True)
-        return 0
-
-    cdef int _maybe_resume_protocol(self) except -1:
-        if not self._protocol_paused or self._wq_size > self._low_water:
-            return 0
-        self._protocol_paused = False
-        call_flow_control(self._loop, self, self._protocol, False)
-        return 0
+    set_write_buffer_limits = _set_write_buffer_limits
+    get_write_buffer_limits = _get_write_buffer_limits
+    get_write_buffer_size = _get_write_buffer_size
+    _protocol_paused = property(_get_protocol_paused)
 
     # ---- closing ----------------------------------------------------------------
 
@@ -578,8 +411,8 @@ cdef class StreamTransport(Transport):
         self._closing = True
         # With nothing queued the fd is closed in a later pass (see _stop_reading);
         # otherwise _flush may close it within this one.
-        self._stop_reading(not self._wq.count)
-        if not self._wq.count:
+        self._stop_reading(not self._write_queue.items.count)
+        if not self._write_queue.items.count:
             self._conn_lost += 1
             self._stop_writing()
             self._loop._soon(self._call_connection_lost, (None,))
@@ -588,16 +421,7 @@ cdef class StreamTransport(Transport):
         self._force_close(None)
 
     cpdef int _fatal_error(self, exc, str message='Fatal error on transport') except -1:
-        if isinstance(exc, OSError):
-            if self._loop._debug:
-                _logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+        report_error(self._loop, self, self._protocol, exc, message, isinstance(exc, OSError))
         self._force_close(exc)
         return 0
 
@@ -605,8 +429,8 @@ cdef class StreamTransport(Transport):
     cpdef int _force_close(self, exc) except -1:
         if self._conn_lost:
             return 0
-        if self._wq.count:
-            self._clear_queue()
+        if self._write_queue.items.count:
+            self._write_queue.clear()
             self._stop_writing()
         if not self._closing:
             self._closing = True
@@ -650,7 +474,7 @@ cdef class StreamTransport(Transport):
         if self._empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
         self._empty_waiter = self._loop.create_future()
-        if not self._wq.count:
+        if not self._write_queue.items.count:
             self._empty_waiter.set_result(None)
         return self._empty_waiter
 
