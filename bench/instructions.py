@@ -39,8 +39,8 @@ WORKLOADS = {
     "call_soon_x1000": 100_000,
     "task_switch_x2": 50_000,
     "call_later_cancel": 50_000,
-    "protocol_echo": 5_000,
-    "sock_pingpong": 3_000,
+    "protocol_echo": 20_000,
+    "sock_pingpong": 6_000,
 }
 
 

@@ -57,7 +57,6 @@ cdef class CoreLoop:
         int64_t st_wait_ns
         char *_recv_buf          # the transports' receive buffer (RECV_SIZE), made on first use
         readonly dict _transports  # fd -> the transport that owns it (asyncio's loop._transports)
-        readonly dict _listeners   # listening fd -> its Listener (servers)
         bytearray _recv_waited     # fd -> 1: its last sock_recv had to wait (sockops.pxi)
         dict _recv_ops             # fd -> its sock_recv in flight by completion, or the
                                    # data one got after its caller was cancelled (sockops.pxi)
@@ -67,7 +66,6 @@ cdef class CoreLoop:
         self._wake_fd = -1
         self._watches = []
         self._transports = {}
-        self._listeners = {}
         self._recv_waited = bytearray()
         self._recv_ops = {}
         self.slow_callback_duration = 0.1
@@ -106,7 +104,7 @@ cdef class CoreLoop:
         if w is None:
             if fd >= len(self._watches):
                 self._watches.extend([None] * (fd + 1 - len(self._watches)))
-            w = FdWatch(fd)
+            w = self._backend.new_watch(fd)
             self._watches[fd] = w
         return w
 
@@ -128,7 +126,7 @@ cdef class CoreLoop:
             self._n_user_watches += 1
         elif old != 0 and want == 0:
             self._n_user_watches -= 1
-        if want == 0 and not w.registered and self.watch_at(w.fd) is w:
+        if want == 0 and not self._backend.holds(w) and self.watch_at(w.fd) is w:
             self._watches[w.fd] = None
         return 0
 
@@ -177,8 +175,6 @@ cdef class CoreLoop:
             self._wake_fd = -1
         self._open_wakeup()
         self._backend.reinit(self)
-        for listener in list(self._listeners.values()):
-            listener._resume_after_fork(True)   # accepts paused for the fork (listener.pxi)
         return 0
 
     cdef int _fd_from(self, fileobj) except -1:
@@ -227,7 +223,7 @@ cdef class CoreLoop:
                 w.writer, w.writer_mode = old, old_mode
             else:
                 w.reader, w.reader_mode = old, old_mode
-            if w.want == 0 and not w.registered and self.watch_at(fd) is w:
+            if w.want == 0 and not self._backend.holds(w) and self.watch_at(fd) is w:
                 self._watches[fd] = None
             raise
         return old

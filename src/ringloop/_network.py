@@ -94,6 +94,7 @@ class NetworkMixin:
 
     def _init_network(self):
         self._unix_server_sockets = {}
+        self._listeners = {}    # listening fd -> its Listener (_core, listener.pxi)
 
     # ---- transports ---------------------------------------------------------------
 
@@ -465,12 +466,18 @@ class NetworkMixin:
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None,
                        backlog=100, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
                        shared=False):
-        _core.start_listener(self, sock, protocol_factory, sslcontext, server, backlog,
-                             ssl_handshake_timeout, ssl_shutdown_timeout, shared)
+        old = self._listeners.pop(sock.fileno(), None)
+        if old is not None:
+            old.stop()
+        self._listeners[sock.fileno()] = _core.start_listener(
+            self, sock, protocol_factory, sslcontext, server, backlog,
+            ssl_handshake_timeout, ssl_shutdown_timeout, shared)
 
     def _stop_serving(self, sock):
         path = sock.getsockname() if sock in self._unix_server_sockets else None
-        _core.stop_listener(self, sock)
+        listener = self._listeners.pop(sock.fileno(), None)
+        if listener is not None:
+            listener.stop()
         sock.close()
         if path is not None:
             inode = self._unix_server_sockets.pop(sock)

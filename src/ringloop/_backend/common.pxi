@@ -1,10 +1,12 @@
 # The interface every kernel backend implements, and the per-fd interest record.
 #
 # The loop owns one FdWatch per watched fd (reader/writer handles and the wanted poll
-# mask). When a watch's interest changes the loop calls backend.update(watch); when the
-# loop waits it calls backend.wait(loop, timeout) and the backend hands each readiness
-# event back with loop.fd_ready(watch, revents). Readiness is level-triggered on both
-# backends, as asyncio's add_reader is.
+# mask), made by the backend (new_watch), whose subclass of FdWatch keeps what the
+# backend knows of the kernel's side: the loop never reads it. When a watch's interest
+# changes the loop calls backend.update(watch); when the loop waits it calls
+# backend.wait(loop, timeout) and the backend hands each readiness event back with
+# loop.fd_ready(watch, revents). Readiness is level-triggered on both backends, as
+# asyncio's add_reader is.
 
 cdef enum:
     # How a watch's handle consumes readiness (FdWatch.reader_mode / writer_mode).
@@ -19,18 +21,10 @@ cdef class FdWatch:
         object reader           # Handle or None
         object writer           # Handle or None
         uint32_t want           # POLLIN | POLLOUT wanted now
-        uint32_t kernel_mask    # what the kernel currently has (epoll: registered; io_uring: armed)
-        bint armed              # io_uring: a POLL_ADD is in flight
-        uint32_t gen            # io_uring: generation of the armed poll
-        bint dirty              # io_uring: queued for reconciliation
         bint internal           # the loop's own wake-up fd, not a user reader
-        # How each direction's handle uses its events (WATCH_* below).
+        # How each direction's handle uses its events (WATCH_* above).
         unsigned char reader_mode
         unsigned char writer_mode
-        bint registered         # epoll: the kernel has an entry for fd (maybe disarmed)
-        bint kernel_oneshot     # epoll: that entry is EPOLLONESHOT
-        bint kernel_multishot   # io_uring: the armed poll is multishot
-        bint peer_closed        # io_uring: a poll reported POLLRDHUP/POLLHUP/POLLERR
         # Set during an update by a watcher that closes the fd only after the loop's
         # next kernel wait: a cancel of its poll can wait for that wait's submission.
         bint close_later
@@ -46,13 +40,11 @@ cdef class FdWatch:
         return ((self.reader is None or self.reader_mode == WATCH_ONESHOT)
                 and (self.writer is None or self.writer_mode == WATCH_ONESHOT))
 
-    cdef inline bint multishot(self):
+    cdef inline bint drains_only(self):
         # Only a reader that drains the fd (a transport) is watched: a notification
         # per wake-up is enough for it (io_uring: a multishot poll, see uring.pxi).
-        # Not once the peer has closed: a short read does not consume the EOF, so
-        # from then on the reader needs level-triggered events to see it.
         return (self.writer is None and self.reader is not None
-                and self.reader_mode == WATCH_DRAINS and not self.peer_closed)
+                and self.reader_mode == WATCH_DRAINS)
 
 
 cdef class Op:
@@ -76,7 +68,22 @@ cdef class Op:
 
 
 cdef class Backend:
+    # What the loop and the transports know of a backend: these methods, nothing else.
     cdef readonly str name
+
+    cdef FdWatch new_watch(self, int fd):
+        # The loop's record for fd, of the backend's own subclass.
+        return FdWatch(fd)
+
+    cdef bint holds(self, FdWatch w) noexcept:
+        # Whether the kernel keeps state for w's fd that outlives its interest (want
+        # 0): the loop then keeps w at its fd, for the backend to find it again.
+        return False
+
+    cdef bint owned_by_current_thread(self) noexcept:
+        # Whether the calling thread is the one that submits to the kernel object:
+        # a fork() from it can still cancel what the backend has in flight.
+        return True
 
     cdef int update(self, CoreLoop loop, FdWatch w) except -1:
         raise NotImplementedError

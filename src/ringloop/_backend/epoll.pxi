@@ -30,6 +30,13 @@ cdef extern from "<sys/epoll.h>" nogil:
     int EPOLLONESHOT
 
 
+cdef class EpollWatch(FdWatch):
+    cdef:
+        uint32_t kernel_mask    # what the kernel's entry has armed
+        bint registered         # the kernel has an entry for fd (maybe disarmed)
+        bint kernel_oneshot     # that entry is EPOLLONESHOT
+
+
 cdef class EpollBackend(Backend):
     cdef:
         int epfd
@@ -54,7 +61,14 @@ cdef class EpollBackend(Backend):
         if self.epfd < 0:
             raise os_error(errno)
 
-    cdef int update(self, CoreLoop loop, FdWatch w) except -1:
+    cdef FdWatch new_watch(self, int fd):
+        return EpollWatch(fd)
+
+    cdef bint holds(self, FdWatch w) noexcept:
+        return (<EpollWatch>w).registered
+
+    cdef int update(self, CoreLoop loop, FdWatch watch) except -1:
+        cdef EpollWatch w = <EpollWatch>watch
         cdef epoll_event ev
         cdef int op, rc
         cdef bint oneshot = w.oneshot()
@@ -86,7 +100,7 @@ cdef class EpollBackend(Backend):
     cdef int _rearm_fired(self, CoreLoop loop) except -1:
         # A one-shot watch whose handler did not end its wait (the operation would
         # still block) is armed again before the next wait.
-        cdef FdWatch w
+        cdef EpollWatch w
         cdef list fired = self.fired_oneshot
         if not fired:
             return 0
@@ -100,7 +114,7 @@ cdef class EpollBackend(Backend):
         cdef timespec ts
         cdef int n, i, ms
         cdef int err = 0
-        cdef FdWatch w
+        cdef EpollWatch w
         self._rearm_fired(loop)
         if self.use_pwait2:
             ts.tv_sec = ns // 1000000000
@@ -125,7 +139,7 @@ cdef class EpollBackend(Backend):
                 return 0
             raise os_error(err)
         for i in range(n):
-            w = loop.watch_at(<int>self.events[i].data.u64)
+            w = <EpollWatch>loop.watch_at(<int>self.events[i].data.u64)
             if w is None:
                 continue
             if w.kernel_oneshot:
@@ -152,8 +166,8 @@ cdef class EpollBackend(Backend):
         self._open()
         self.fired_oneshot = []
         for w in loop.iter_watches():
-            (<FdWatch>w).kernel_mask = 0
-            (<FdWatch>w).registered = False
+            (<EpollWatch>w).kernel_mask = 0
+            (<EpollWatch>w).registered = False
             self.update(loop, <FdWatch>w)
         return 0
 

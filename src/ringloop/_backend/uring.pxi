@@ -2,7 +2,7 @@
 # per watched fd, re-armed after each event once its callback has run: a one-shot poll
 # checks readiness when it is armed, so this is level-triggered like epoll (a multishot
 # poll fires on wake-ups only, which would lose a partially drained reader). A watch
-# whose reader drains the fd (FdWatch.multishot: transports, listeners) gets a multishot
+# whose reader drains the fd (UringWatch.multishot: transports, listeners) gets a multishot
 # poll instead, which stays armed: no re-arming SQE per event. (IORING_POLL_ADD_LEVEL
 # cannot be combined with IORING_POLL_ADD_MULTI: the kernel answers EINVAL.)
 # Interest changes are batched: the watch is marked dirty and reconciled just before the
@@ -146,6 +146,22 @@ cdef list _flag_names(unsigned value, tuple table):
     return [name for bit, name in table if value & bit]
 
 
+cdef class UringWatch(FdWatch):
+    cdef:
+        uint32_t kernel_mask    # what the armed poll waits for
+        bint armed              # a POLL_ADD is in flight
+        uint32_t gen            # generation of the armed poll
+        bint dirty              # queued for reconciliation (_flush)
+        bint kernel_multishot   # the armed poll is multishot
+        bint peer_closed        # a poll reported POLLRDHUP/POLLHUP/POLLERR
+
+    cdef inline bint multishot(self):
+        # A multishot poll for a reader that drains the fd, but not once the peer has
+        # closed: a short read does not consume the EOF, so from then on the reader
+        # needs level-triggered events to see it.
+        return self.drains_only() and not self.peer_closed
+
+
 @cython.no_gc_clear      # __dealloc__ still needs the Ops in flight (their buffers)
 cdef class UringBackend(Backend):
     cdef:
@@ -182,7 +198,14 @@ cdef class UringBackend(Backend):
                 return rl_ring_opcode_supported(&self.r, op)
         return False
 
-    cdef int update(self, CoreLoop loop, FdWatch w) except -1:
+    cdef FdWatch new_watch(self, int fd):
+        return UringWatch(fd)
+
+    cdef bint owned_by_current_thread(self) noexcept:
+        return self.owner == rl_current_tid()
+
+    cdef int update(self, CoreLoop loop, FdWatch watch) except -1:
+        cdef UringWatch w = <UringWatch>watch
         if not w.dirty:
             w.dirty = True
             self.dirty.append(w)
@@ -369,7 +392,7 @@ cdef class UringBackend(Backend):
         return sqe
 
     cdef int _flush(self, CoreLoop loop) except -1:
-        cdef FdWatch w
+        cdef UringWatch w
         cdef io_uring_sqe *sqe
         cdef bint multishot
         cdef list dirty = self.dirty
@@ -456,7 +479,7 @@ cdef class UringBackend(Backend):
     cdef int _poll_done(self, CoreLoop loop, int fd, uint32_t gen, int res,
                         bint more) except -1:
         # more: a multishot poll that stays armed (IORING_CQE_F_MORE).
-        cdef FdWatch w = loop.watch_at(fd)
+        cdef UringWatch w = <UringWatch>loop.watch_at(fd)
         if w is None or not w.armed or w.gen != gen:
             return 0        # completion of a poll we already cancelled
         if more:
@@ -493,9 +516,9 @@ cdef class UringBackend(Backend):
         self.dirty = []
         self._open()
         for w in loop.iter_watches():
-            (<FdWatch>w).armed = False
-            (<FdWatch>w).kernel_mask = 0
-            (<FdWatch>w).dirty = False
+            (<UringWatch>w).armed = False
+            (<UringWatch>w).kernel_mask = 0
+            (<UringWatch>w).dirty = False
             self.update(loop, <FdWatch>w)
         self._end_ops(orphan_ops)
         return 0

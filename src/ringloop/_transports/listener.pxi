@@ -320,16 +320,17 @@ cdef class Listener:
         return 0
 
     def _resume_after_fork(self, bint child):
-        # In the parent: its at-fork hook. In the child: CoreLoop._check_fork, once its
-        # ring is new. The child's copies of fds the parent accepted but has not
-        # served yet are the parent's connections: close them here.
+        # In the parent: its at-fork hook. In the child: the first pass of its loop,
+        # which runs after the loop's fork check has made its kernel objects anew
+        # (_forget_paused_accepts queues it). The child's copies of fds the parent
+        # accepted but has not served yet are the parent's connections: close them.
         if child:
             self._close_unserved()
         if self.fork_paused:
             self.fork_paused = False
             self._start_watching()
 
-    cdef int stop(self) except -1:
+    cpdef int stop(self) except -1:
         self.active = False
         self._stop_watching()
         if self.retry is not None:
@@ -369,7 +370,7 @@ cdef list _fork_paused = []
 def _pause_accepts_for_fork():
     cdef Listener listener
     for listener in list(_op_listeners):
-        if (<UringBackend>listener.loop._backend).owner == rl_current_tid():
+        if listener.loop._backend.owned_by_current_thread():
             try:
                 listener._share_for_fork()
             except BaseException:
@@ -390,7 +391,15 @@ def _resume_accepts_after_fork():
 
 
 def _forget_paused_accepts():
-    del _fork_paused[:]     # the child: each loop resumes its own (_resume_after_fork)
+    # The child: each listener that accepted by completion, or was paused for the
+    # fork, resumes on its loop's first pass (_resume_after_fork).
+    cdef Listener listener
+    listeners = set(_op_listeners)
+    listeners.update(_fork_paused)
+    del _fork_paused[:]
+    for listener in listeners:
+        if listener.active and not listener.loop._closed:
+            listener.loop._soon(listener._resume_after_fork, (True,))
 
 
 os.register_at_fork(before=_pause_accepts_for_fork, after_in_parent=_resume_accepts_after_fork,
@@ -449,17 +458,8 @@ def start_listener(CoreLoop loop, sock, protocol_factory, sslcontext, server, in
     else:
         listener.handle = loop._new_handle(listener._on_readable, (), None)
     listener.active = True
-    old = loop._listeners.pop(listener.fd, None)
-    if old is not None:
-        (<Listener>old).stop()
-    loop._listeners[listener.fd] = listener
     listener._start_watching()
-
-
-def stop_listener(CoreLoop loop, sock):
-    listener = loop._listeners.pop(sock.fileno(), None)
-    if listener is not None:
-        (<Listener>listener).stop()
+    return listener
 
 
 cdef int extra_from_socket(sock, dict extra) except -1:
