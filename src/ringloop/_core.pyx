@@ -4,7 +4,9 @@ backends (io_uring, epoll) and the loop's run_once.
 
 One extension module built from include files (one job each), so the hot path inlines
 across them: _handles.pxi, _queues.pxi, _backend/*.pxi, _loop.pxi, and the
-transports in _transports/*.pxi. _malloc.pxi sets glibc's heap trimming once per process.
+transports in _transports/*.pxi. Their declarations are in _core.pxd (and the layer
+.pxd files it includes); docs/architecture.md is the map. _malloc.pxi sets glibc's
+heap trimming once per process.
 """
 cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
@@ -27,9 +29,8 @@ include "_queues.pxi"
 include "_backend/common.pxi"
 include "_backend/epoll.pxi"
 include "_backend/uring.pxi"
-include "_transports/sockdefs.pxi"
 include "_loop.pxi"
-include "_transports/bases.pxi"
+include "_transports/sockdefs.pxi"
 include "_transports/writequeue.pxi"
 include "_transports/common.pxi"
 include "_transports/stream.pxi"

@@ -5,20 +5,7 @@
 
 @cython.freelist(4096)
 cdef class Handle:
-    cdef:
-        readonly object _callback
-        readonly tuple _args
-        object _context
-        readonly object _loop
-        readonly bint _cancelled
-        object _repr
-        readonly object _source_traceback
-        object __weakref__
-        # TimerHandle's fields live here: Cython gives a subclass its base's freelist
-        # only when both have the same size, and timers churn as fast as callbacks.
-        readonly double _when
-        readonly bint _scheduled
-        unsigned char _parked   # PARKED_* bits: out of the collector's lists (park)
+    # Declared in _handles.pxd.
 
     def __init__(self, callback, args, loop, context=None):
         self._callback = callback

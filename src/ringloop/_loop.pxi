@@ -29,45 +29,14 @@ os.register_at_fork(after_in_child=_bump_fork_generation)
 
 
 cdef class CoreLoop:
-    cdef:
-        ReadyQueue ready
-        TimerHeap timers
-        readonly Py_ssize_t _timer_cancelled
-        bint _stopping
-        # readonly: asyncio.BaseEventLoop and uvloop.Loop both have a `_closed`
-        # attribute that code outside the loop reads (uvloop's test_close does).
-        readonly bint _closed
-        public bint _debug
-        bint _polling
-        bint _wakeup_sent        # the eventfd was written during the current wait
-        unsigned long _thread_ident
-        readonly object _thread_id
-        Backend _backend
-        list _watches
-        Py_ssize_t _n_user_watches
-        int _wake_fd
-        uint64_t _fork_gen
-        object _task_factory
-        object _old_agen_hooks
-        public double slow_callback_duration
-        int64_t _run_started_ns
-        int64_t st_in_run_ns
-        uint64_t st_iterations, st_callbacks, st_timers_scheduled, st_timers_fired
-        uint64_t st_timers_cancelled, st_io_waits, st_io_events, st_threadsafe_wakeups
-        int64_t st_wait_ns
-        char *_recv_buf          # the transports' receive buffer (RECV_SIZE), made on first use
-        readonly dict _transports  # fd -> the transport that owns it (asyncio's loop._transports)
-        bytearray _recv_waited     # fd -> 1: its last sock_recv had to wait (sockops.pxi)
-        dict _recv_ops             # fd -> its sock_recv in flight by completion, or the
-                                   # data one got after its caller was cancelled (sockops.pxi)
+    # Declared in _loop.pxd.
 
     def __cinit__(self, *args, **kwargs):
         ring_init(&self.ready, 1024)
         self._wake_fd = -1
         self._watches = []
         self._transports = {}
-        self._recv_waited = bytearray()
-        self._recv_ops = {}
+        self._sock_recv = SockRecvState.__new__(SockRecvState)
         self.slow_callback_duration = 0.1
         self._fork_gen = _fork_generation
 

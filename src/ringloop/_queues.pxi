@@ -5,14 +5,6 @@
 # Neither runs Python code while its indices are inconsistent, so pushes from another
 # thread (call_soon_threadsafe, which holds the GIL) cannot interleave with a pop.
 
-cdef struct Ring:
-    # A growable FIFO ring buffer of owned object references: the ready queue's
-    # storage, and each transport's write queue's (WriteQueue, _transports/writequeue.pxi).
-    PyObject **items
-    Py_ssize_t cap          # a power of two
-    Py_ssize_t head
-    Py_ssize_t count
-
 cdef int ring_init(Ring *q, Py_ssize_t cap) except -1:
     q.items = <PyObject **>PyMem_Malloc(cap * sizeof(PyObject *))
     if q.items == NULL:
@@ -65,8 +57,7 @@ cdef void ring_free(Ring *q) noexcept:
         q.items = NULL
 
 
-# The ready queue: a Ring of Handles only.
-ctypedef Ring ReadyQueue
+# The ready queue (ReadyQueue, a Ring): Handles only.
 
 cdef inline int ready_push(ReadyQueue *q, Handle handle) except -1:
     return ring_push(q, handle)
@@ -92,17 +83,6 @@ cdef void ready_free(ReadyQueue *q) noexcept:
         PyMem_Free(q.items)
         q.items = NULL
 
-
-cdef struct TimerEntry:
-    double when
-    uint64_t seq
-    PyObject *handle        # owned reference to a TimerHandle
-
-cdef struct TimerHeap:
-    TimerEntry *items
-    Py_ssize_t len
-    Py_ssize_t cap
-    uint64_t next_seq
 
 cdef inline bint timer_before(TimerEntry *a, TimerEntry *b) noexcept:
     return a.when < b.when or (a.when == b.when and a.seq < b.seq)

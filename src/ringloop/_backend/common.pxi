@@ -8,26 +8,8 @@
 # loop.fd_ready(watch, revents). Readiness is level-triggered on both backends, as
 # asyncio's add_reader is.
 
-cdef enum:
-    # How a watch's handle consumes readiness (FdWatch.reader_mode / writer_mode).
-    WATCH_LEVEL = 0      # add_reader/add_writer: level-triggered, as asyncio's selectors
-    WATCH_ONESHOT = 1    # a sock_* operation: done after one event
-    WATCH_DRAINS = 2     # a transport: reads until the fd would block, or asks again
-
-
 cdef class FdWatch:
-    cdef:
-        int fd
-        object reader           # Handle or None
-        object writer           # Handle or None
-        uint32_t want           # POLLIN | POLLOUT wanted now
-        bint internal           # the loop's own wake-up fd, not a user reader
-        # How each direction's handle uses its events (WATCH_* above).
-        unsigned char reader_mode
-        unsigned char writer_mode
-        # Set during an update by a watcher that closes the fd only after the loop's
-        # next kernel wait: a cancel of its poll can wait for that wait's submission.
-        bint close_later
+    # Declared in backend.pxd; backends subclass it.
 
     def __cinit__(self, int fd):
         self.fd = fd
@@ -48,16 +30,7 @@ cdef class FdWatch:
 
 
 cdef class Op:
-    # One kernel operation submitted by completion (io_uring; Backend.has_ops()). The
-    # backend keeps the Op in a slot from submission to its final completion (one
-    # without IORING_CQE_F_MORE), also after a cancel, so everything the Op references
-    # (buffers the kernel writes, the socket) stays alive while the kernel may touch
-    # it. Subclasses hold those objects and override complete().
-    cdef:
-        uint32_t slot           # index in the backend's slot table while in flight
-        uint32_t gen            # generation of the submission, in its user_data
-        bint in_flight          # submitted, final completion not yet seen
-        bint cancelled          # cancel asked: the owner no longer waits for results
+    # Declared in backend.pxd.
 
     cdef int complete(self, int res, bint more) except -1:
         # One completion: res as in io_uring_cqe.res (>= 0, or -errno); more: the
@@ -68,8 +41,7 @@ cdef class Op:
 
 
 cdef class Backend:
-    # What the loop and the transports know of a backend: these methods, nothing else.
-    cdef readonly str name
+    # Declared in backend.pxd: what the loop and the transports know of a backend.
 
     cdef FdWatch new_watch(self, int fd):
         # The loop's record for fd, of the backend's own subclass.

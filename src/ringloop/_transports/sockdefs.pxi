@@ -1,6 +1,9 @@
 # C socket calls the transports make directly (socket(7), send(2), recv(2)), instead of
 # going through Python socket objects on the hot path.
 
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+import socket as _socket
+
 cdef extern from "<sys/uio.h>" nogil:
     struct iovec:
         void *iov_base
@@ -183,12 +186,6 @@ cdef extern from *:
     object rl_inet_address(const sockaddr_storage *ss)
     ssize_t sendto(int fd, const void *buf, size_t n, int flags, const sockaddr *addr,
                    socklen_t addrlen)
-
-cdef enum:
-    # Writes gather at most this many buffers per sendmsg() (well under IOV_MAX = 1024).
-    MAX_IOV = 64
-    # Bytes asked of one recv() into the loop's buffer (asyncio's max_size).
-    RECV_SIZE = 256 * 1024
 
 cdef inline bint would_block(int err) noexcept:
     # EWOULDBLOCK is EAGAIN on Linux.

@@ -14,7 +14,7 @@
 # sock_recv / sock_recv_into submit an IORING_OP_RECV into the buffer they return, and
 # sock_sendall an IORING_OP_SEND of what did not go at once. A recv cancelled while in
 # flight may still complete with data: that data (or error) is kept in
-# loop._recv_ops and is what the next sock_recv on that socket returns, and a recv that
+# loop._sock_recv.ops and is what the next sock_recv on that socket returns, and a recv that
 # finds the cancelled one still in flight waits for it first, so the byte stream stays
 # whole and in order.
 
@@ -131,12 +131,20 @@ async def _wait_and_retry(CoreLoop loop, sock, bint writer, attempt):
         _end_retry(retry)
 
 
+cdef class SockRecvState:
+    # Declared in transports.pxd; one per loop (CoreLoop._sock_recv).
+    def __cinit__(self):
+        self.waited = bytearray()
+        self.ops = {}
+
+
 cdef bint recv_waited(CoreLoop loop, int fd):
-    return 0 <= fd < len(loop._recv_waited) and loop._recv_waited[fd]
+    cdef bytearray bits = loop._sock_recv.waited
+    return 0 <= fd < len(bits) and bits[fd]
 
 
 cdef int note_recv(CoreLoop loop, int fd, bint waited) except -1:
-    cdef bytearray bits = loop._recv_waited
+    cdef bytearray bits = loop._sock_recv.waited
     if fd < 0:
         return 0
     if fd >= len(bits):
@@ -261,7 +269,7 @@ cdef class _RecvOp(Op):
             buf = self.view.buf
             size = self.view.len
         self.loop._backend.submit_recv(self, self.fd, buf, size)
-        self.loop._recv_ops[self.fd] = self
+        self.loop._sock_recv.ops[self.fd] = self
         return 0
 
     cdef object _result(self, int n):
@@ -307,8 +315,8 @@ cdef class _RecvOp(Op):
         else:
             self._result(0)
             result = None if res == -ECANCELED else os_error(-res)
-        if self.loop._recv_ops.get(self.fd) is self:
-            del self.loop._recv_ops[self.fd]
+        if self.loop._sock_recv.ops.get(self.fd) is self:
+            del self.loop._sock_recv.ops[self.fd]
         if wanted:
             if res >= 0:
                 self.fut.set_result(result)
@@ -331,7 +339,7 @@ cdef class _RecvOp(Op):
         if isinstance(result, int):
             result = bytes(memoryview(self.attempt.buf).cast('B')[:result])
         self.leftover = result
-        self.loop._recv_ops[self.fd] = self
+        self.loop._sock_recv.ops[self.fd] = self
         return 0
 
     cdef object take(self, _RecvAttempt attempt):
@@ -339,12 +347,12 @@ cdef class _RecvOp(Op):
         cdef Py_ssize_t n, want
         got = self.leftover
         if isinstance(got, BaseException):
-            del self.loop._recv_ops[self.fd]
+            del self.loop._sock_recv.ops[self.fd]
             raise got
         want = attempt.size_or_len()
         n = min(want, len(got))
         if n == len(got):
-            del self.loop._recv_ops[self.fd]
+            del self.loop._sock_recv.ops[self.fd]
         else:
             self.leftover = got[n:]
         if attempt.buf is None:
@@ -387,7 +395,7 @@ async def _after_cancelled_recv(CoreLoop loop, int fd, _RecvAttempt attempt):
     # end, then serve this recv from what it got. _WOULD_BLOCK: nothing left over.
     cdef _RecvOp op
     while True:
-        op = loop._recv_ops.get(fd)
+        op = loop._sock_recv.ops.get(fd)
         if op is None:
             return _WOULD_BLOCK
         if not op.in_flight:
@@ -403,7 +411,7 @@ async def _receive(CoreLoop loop, _RecvAttempt attempt):
     cdef _RecvOp op = None
     cdef _SockRetry retry = None
     cdef int fd = attempt.sock.fileno()
-    if loop._recv_ops and fd in loop._recv_ops:
+    if loop._sock_recv.ops and fd in loop._sock_recv.ops:
         result = await _after_cancelled_recv(loop, fd, attempt)
         if result is not _WOULD_BLOCK:
             return result

@@ -47,19 +47,12 @@ cdef enum:
     WRITE_QUEUED = 1    # the rest is queued and the queue was empty: watch for writable
 
 
-@cython.final
 @cython.freelist(256)
 cdef class WriteQueue:
-    # An object rather than a struct inside each transport: the flow-control API below
-    # is one set of functions for every transport class, which reaches the queue
-    # through the transport's `_write_queue` attribute.
-    cdef:
-        Ring items
-        Py_ssize_t offset           # bytes of the head item already written (byte streams)
-        readonly Py_ssize_t size    # bytes queued and not written
-        Py_ssize_t high_water
-        Py_ssize_t low_water
-        readonly bint protocol_paused   # pause_writing() was called on the protocol
+    # Declared in transports.pxd. An object rather than a struct inside each
+    # transport: the flow-control API below is one set of functions for every
+    # transport class, which reaches the queue through the transport's
+    # `_write_queue` attribute.
 
     def __cinit__(self):
         ring_init(&self.items, 8)
