@@ -19,6 +19,8 @@ from asyncio import base_events, constants, coroutines, futures, tasks
 # asyncio.timeouts exists from Python 3.11 on.
 from asyncio import timeouts
 
+from ringloop._parts import LoopPart
+
 
 def _stop_loop_when_done(fut):
     # run_until_complete's done-callback. A SystemExit/KeyboardInterrupt result means
@@ -34,7 +36,7 @@ def _ignore_signal(signum, frame):
     """Python-level handler for signals the loop handles through the wakeup fd."""
 
 
-class ColdPathMixin:
+class ColdPathMixin(LoopPart):
     """Python methods of ringloop.Loop; the hot ones live in ringloop._core.CoreLoop."""
 
     def _timer_handle_cancelled(self, handle):
@@ -44,7 +46,7 @@ class ColdPathMixin:
         # is nothing to update (AbstractEventLoop's version raises NotImplementedError).
         pass
 
-    def _init_cold(self):
+    def _init_part(self):
         self._exception_handler = None
         self._asyncgens = weakref.WeakSet()
         self._asyncgens_shutdown_called = False
@@ -92,7 +94,7 @@ class ColdPathMixin:
             raise RuntimeError('Event loop stopped before Future completed.')
         return future.result()
 
-    def _close_cold(self):
+    def _close_part(self):
         if self.get_debug():
             base_events.logger.debug("Close %r", self)
         if sys.is_finalizing():

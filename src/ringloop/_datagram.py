@@ -11,6 +11,7 @@ import stat
 import sys
 
 from ringloop import _core
+from ringloop._parts import LoopPart
 from ringloop._network import _set_reuse_port
 
 logger = logging.getLogger('asyncio')
@@ -42,7 +43,7 @@ def _remove_stale_unix_socket(path):
         logger.error('Unable to check or remove stale UNIX socket %r: %r', path, err)
 
 
-class DatagramMixin:
+class DatagramMixin(LoopPart):
     """The datagram-endpoint methods of ringloop.Loop."""
 
     def _make_datagram_transport(self, sock, protocol, address=None, waiter=None,

@@ -1,7 +1,7 @@
-# CoreLoop: the compiled half of ringloop.Loop. It owns the ready queue, the timer heap,
-# the fd watches and the backend, and runs iterations. The cold half (exception
-# handling, executor, asyncgens, signals, DNS) is Python, in ringloop/_coldpath.py;
-# ringloop.Loop combines the two with asyncio.AbstractEventLoop.
+# CoreLoop: the compiled half of ringloop.Loop (declared in _loop.pxd). It owns the
+# ready queue, the timer heap, the fd watches and the backend, and runs iterations.
+# The Python parts (exception handling, executor, asyncgens, signals, DNS, networking
+# set-up, subprocesses) and what CoreLoop calls on them: ringloop/_parts.py.
 
 from asyncio import base_events as _aio_base_events
 import time as _time
@@ -576,7 +576,7 @@ cdef class CoreLoop:
             raise RuntimeError("Cannot close a running event loop")
         if self._closed:
             return
-        self._close_cold()
+        self._close_parts()    # the Python parts (ringloop/_parts.py)
         self._closed = True
         ready_clear(&self.ready)
         heap_clear(&self.timers)

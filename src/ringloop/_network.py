@@ -16,6 +16,7 @@ import sys
 from asyncio import staggered, tasks
 
 from ringloop import _core
+from ringloop._parts import LoopPart
 from ringloop._server import Server
 
 try:
@@ -89,10 +90,10 @@ def _connect_error(errors, all_errors):
     return OSError('Multiple exceptions: {}'.format(', '.join(str(exc) for exc in errors)))
 
 
-class NetworkMixin:
+class NetworkMixin(LoopPart):
     """The stream-networking methods of ringloop.Loop."""
 
-    def _init_network(self):
+    def _init_part(self):
         self._unix_server_sockets = {}
         self._listeners = {}    # listening fd -> its Listener (_core, listener.pxi)
 

@@ -11,6 +11,7 @@ import socket
 from asyncio import constants, exceptions
 
 from ringloop import _core
+from ringloop._parts import LoopPart
 
 # asyncio's chunk sizes: sock_sendfile's fallback, and loop.sendfile's over a transport.
 _SOCK_FALLBACK_CHUNK = constants.SENDFILE_FALLBACK_READBUFFER_SIZE
@@ -92,7 +93,7 @@ class _PausedWriter:
             self._proto.resume_writing()
 
 
-class SendfileMixin:
+class SendfileMixin(LoopPart):
     """The sendfile methods of ringloop.Loop."""
 
     async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):

@@ -32,6 +32,7 @@ import threading
 from asyncio import base_subprocess
 
 from ringloop import _core
+from ringloop._parts import LoopPart
 
 logger = logging.getLogger('asyncio')
 
@@ -229,10 +230,11 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
         self.send_signal(signal.SIGKILL)
 
 
-class SubprocessMixin:
+class SubprocessMixin(LoopPart):
     """Pipes and subprocesses of ringloop.Loop."""
 
-    _child_watches = None       # pid -> _ChildWatch, made on first use
+    def _init_part(self):
+        self._child_watches = {}    # pid -> _ChildWatch
 
     # ---- pipes --------------------------------------------------------------------
 
@@ -336,15 +338,12 @@ class SubprocessMixin:
         return transport
 
     def _watch_child(self, transport):
-        if self._child_watches is None:
-            self._child_watches = {}
         watch = _ChildWatch(self, transport)
         self._child_watches[watch.pid] = watch
         transport._child_watch = watch
         watch.start()
 
-    def _close_cold(self):
-        watches, self._child_watches = self._child_watches, None
-        for watch in (watches or {}).values():
+    def _close_part(self):
+        watches, self._child_watches = self._child_watches, {}
+        for watch in watches.values():
             watch.detach()
-        super()._close_cold()
