@@ -21,7 +21,7 @@ if _sys.platform.startswith("linux"):
     def backend_info():
         """Which backend new loops get, and why (io_uring features found, or why epoll)."""
         return _backend_info()
-else:  # DESIGN §1: elsewhere ringloop is the standard loop and says so.
+else:  # elsewhere ringloop is the standard loop and says so (docs/architecture.md).
     Loop = _asyncio.SelectorEventLoop
 
     def backend_info():

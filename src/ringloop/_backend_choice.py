@@ -1,4 +1,5 @@
-"""Which kernel backend a loop gets (DESIGN §4), decided once per process.
+"""Which kernel backend a loop gets, decided once per process (docs/architecture.md,
+"Backends").
 
 Order: the RINGLOOP_BACKEND environment variable (io_uring, epoll, auto); then
 /proc/sys/kernel/io_uring_disabled; then a real io_uring set-up with the best flags

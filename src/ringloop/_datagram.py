@@ -5,14 +5,12 @@ reference). The datagrams themselves go through the compiled transport
 (ringloop._core.DatagramSocketTransport).
 """
 import logging
-import os
 import socket
-import stat
 import sys
 
 from ringloop import _core
 from ringloop._parts import LoopPart
-from ringloop._network import _set_reuse_port
+from ringloop._network import _connected, _remove_stale_unix_socket, _set_reuse_port
 
 logger = logging.getLogger('asyncio')
 
@@ -26,21 +24,6 @@ def _check_datagram_socket(sock):
             raise ValueError(f'A datagram socket was expected, got {sock!r}')
     elif sock.type != socket.SOCK_DGRAM:
         raise ValueError(f'A UDP Socket was expected, got {sock!r}')
-
-
-def _remove_stale_unix_socket(path):
-    # A socket file left by an earlier endpoint would make bind() fail; only socket
-    # files are removed, and an abstract-namespace name has no file.
-    if path[0] in (0, '\x00'):
-        return
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        # The directory may allow creating the socket but not checking it.
-        logger.error('Unable to check or remove stale UNIX socket %r: %r', path, err)
 
 
 class DatagramMixin(LoopPart):
@@ -160,9 +143,5 @@ class DatagramMixin(LoopPart):
             else:
                 logger.debug("Datagram endpoint remote_addr=%r created: (%r, %r)",
                              remote_addr, transport, protocol)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await _connected(waiter, transport)
         return transport, protocol

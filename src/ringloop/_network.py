@@ -90,6 +90,31 @@ def _connect_error(errors, all_errors):
     return OSError('Multiple exceptions: {}'.format(', '.join(str(exc) for exc in errors)))
 
 
+async def _connected(waiter, transport):
+    # Wait for a new transport's waiter (connection_made has run); close the
+    # transport if that fails or the caller is cancelled.
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
+
+
+def _remove_stale_unix_socket(path):
+    # A socket file left by an earlier endpoint would make bind() fail; only socket
+    # files are removed, and an abstract-namespace name has no file.
+    if path[0] in (0, '\x00'):
+        return
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        # The directory may allow creating the socket but not checking it.
+        logger.error('Unable to check or remove stale UNIX socket %r: %r', path, err)
+
+
 class NetworkMixin(LoopPart):
     """The stream-networking methods of ringloop.Loop."""
 
@@ -162,11 +187,7 @@ class NetworkMixin(LoopPart):
                 ssl_shutdown_timeout=ssl_shutdown_timeout)
         else:
             transport = self._make_socket_transport(sock, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await _connected(waiter, transport)
         return transport, protocol
 
     # ---- clients ------------------------------------------------------------------
@@ -424,16 +445,7 @@ class NetworkMixin(LoopPart):
                 raise ValueError('path and sock can not be specified at the same time')
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if path[0] not in (0, '\x00'):  # not an abstract-namespace address
-                # A stale socket file of an earlier server is replaced.
-                try:
-                    if stat.S_ISSOCK(os.stat(path).st_mode):
-                        os.remove(path)
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    logger.error('Unable to check or remove stale UNIX socket %r: %r',
-                                 path, err)
+            _remove_stale_unix_socket(path)     # of an earlier server
             try:
                 sock.bind(path)
             except OSError as exc:

@@ -32,6 +32,7 @@ import threading
 from asyncio import base_subprocess
 
 from ringloop import _core
+from ringloop._network import _connected
 from ringloop._parts import LoopPart
 
 logger = logging.getLogger('asyncio')
@@ -245,29 +246,21 @@ class SubprocessMixin(LoopPart):
         return _core.make_write_pipe_transport(self, pipe, protocol, waiter, extra)
 
     async def connect_read_pipe(self, protocol_factory, pipe):
-        protocol = protocol_factory()
-        waiter = self.create_future()
-        transport = self._make_read_pipe_transport(pipe, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
-        if self._debug:
-            logger.debug('Read pipe %r connected: (%r, %r)', pipe.fileno(), transport, protocol)
-        return transport, protocol
+        return await self._connect_pipe(self._make_read_pipe_transport, 'Read',
+                                        protocol_factory, pipe)
 
     async def connect_write_pipe(self, protocol_factory, pipe):
+        return await self._connect_pipe(self._make_write_pipe_transport, 'Write',
+                                        protocol_factory, pipe)
+
+    async def _connect_pipe(self, make_transport, direction, protocol_factory, pipe):
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = self._make_write_pipe_transport(pipe, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        transport = make_transport(pipe, protocol, waiter)
+        await _connected(waiter, transport)
         if self._debug:
-            logger.debug('Write pipe %r connected: (%r, %r)', pipe.fileno(), transport, protocol)
+            logger.debug('%s pipe %r connected: (%r, %r)', direction, pipe.fileno(),
+                         transport, protocol)
         return transport, protocol
 
     # ---- subprocesses ---------------------------------------------------------------
@@ -292,32 +285,29 @@ class SubprocessMixin(LoopPart):
         if not isinstance(cmd, (bytes, str)):
             raise ValueError("cmd must be a string")
         _check_popen_args(shell, True, universal_newlines, bufsize, text, encoding, errors)
-        protocol = protocol_factory()
-        debug_log = None
-        if self._debug:
-            # Like asyncio, log no arguments: they may hold secrets.
-            debug_log = 'run shell command %r' % cmd
-            self._log_subprocess(debug_log, stdin, stdout, stderr)
-        transport = await self._make_subprocess_transport(
-            protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs)
-        if self._debug and debug_log is not None:
-            logger.info('%s: %r', debug_log, transport)
-        return transport, protocol
+        # Like asyncio, log no arguments: they may hold secrets.
+        return await self._spawn(protocol_factory, cmd, True, 'run shell command %r' % cmd,
+                                 stdin, stdout, stderr, bufsize, kwargs)
 
     async def subprocess_exec(self, protocol_factory, program, *args, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=False, shell=False, bufsize=0,
                               encoding=None, errors=None, text=None, **kwargs):
         _check_popen_args(shell, False, universal_newlines, bufsize, text, encoding, errors)
-        popen_args = (program,) + args
+        return await self._spawn(protocol_factory, (program,) + args, False,
+                                 f'execute program {program!r}', stdin, stdout, stderr,
+                                 bufsize, kwargs)
+
+    async def _spawn(self, protocol_factory, args, shell, debug_log, stdin, stdout, stderr,
+                     bufsize, kwargs):
+        # debug_log: what debug mode logs of the command.
         protocol = protocol_factory()
-        debug_log = None
-        if self._debug:
-            debug_log = f'execute program {program!r}'
+        debug = self._debug
+        if debug:
             self._log_subprocess(debug_log, stdin, stdout, stderr)
         transport = await self._make_subprocess_transport(
-            protocol, popen_args, False, stdin, stdout, stderr, bufsize, **kwargs)
-        if self._debug and debug_log is not None:
+            protocol, args, shell, stdin, stdout, stderr, bufsize, **kwargs)
+        if debug and self._debug:
             logger.info('%s: %r', debug_log, transport)
         return transport, protocol
 

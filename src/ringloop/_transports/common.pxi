@@ -1,7 +1,8 @@
 # What every transport shares besides its write queue (writequeue.pxi): asyncio's
 # transport API where it reads the same in each class, bound as methods in each class
-# body (so a transport has readonly `_protocol`, `_closing` and, with a read side,
-# `_paused`), and the C-level helpers behind the rest:
+# body (so a transport has readonly `_protocol`, `_protocol_connected`, `_closing`
+# and, with a read side, `_paused`, and a cpdef _release), and the C-level helpers
+# behind the rest:
 # * start_watch / stop_watch: a transport's handle in (or out of) the loop's fd watch
 #   for one direction, with the transport's flag saying whether it is there.
 # * pause_reading / resume_reading: asyncio's rules for the read side.
@@ -15,6 +16,19 @@ def _is_closing(self):
 
 def _is_reading(self):
     return not self._closing and not self._paused
+
+def _abort(self):
+    self._force_close(None)
+
+def _end_transport(self, exc):
+    # A transport's last callback (_call_connection_lost), scheduled once: the
+    # protocol hears of the end, unless none was ever connected, then the transport
+    # lets go of the fd, the loop and the protocol (its _release).
+    try:
+        if self._protocol_connected:
+            self._protocol.connection_lost(exc)
+    finally:
+        self._release()
 
 
 cdef str transport_repr(transport, bint closed, bint closing, fd, list state):
@@ -36,6 +50,13 @@ cdef list socket_state(CoreLoop loop, bint reading, bint writing, WriteQueue que
     state = 'polling' if writing else 'idle'
     return ['read=polling' if reading else 'read=idle',
             f'write=<{state}, bufsize={queue.size}>']
+
+
+cdef int forget_transport(CoreLoop loop, int fd, transport) except -1:
+    # Take the transport out of the loop's table of fds in use (loop._transports).
+    if loop is not None and loop._transports.get(fd) is transport:
+        del loop._transports[fd]
+    return 0
 
 
 # ---- the fd watch, one direction ----------------------------------------------------

@@ -143,7 +143,7 @@ cdef class DatagramSocketTransport(DatagramTransport):
         bint _connected             # the socket has a peer: send(2), not sendto(2)
         bint _unnamed_peer          # a peer whose name is '' (socketpair(AF_UNIX, ...))
         bint _c_addresses           # AF_INET/AF_INET6/AF_UNIX: addresses handled here
-        bint _protocol_connected
+        readonly bint _protocol_connected
         readonly bint _closing
         readonly bint _paused
         bint _reading
@@ -226,36 +226,34 @@ cdef class DatagramSocketTransport(DatagramTransport):
 
     # ---- protocol and state -----------------------------------------------------
 
-    def set_protocol(self, protocol):
-        self._protocol = protocol
-        self._protocol_connected = True
-
-    get_protocol = _get_protocol     # these three: common.pxi
-    is_closing = _is_closing
-    is_reading = _is_reading
-
-    def pause_reading(self):
-        pause_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
-                      &self._reading)
-
     def resume_reading(self):
         if (resume_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
                            &self._reading, self._read_handle, WATCH_DRAINS)
                 and self._held):
             self._loop.call_soon(self._deliver_held)
 
+    def pause_reading(self):
+        pause_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
+                      &self._reading)
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    get_protocol = _get_protocol     # these four: common.pxi
+    is_closing = _is_closing
+    is_reading = _is_reading
+    _call_connection_lost = _end_transport
+
     # ---- reading ----------------------------------------------------------------
 
     def _on_readable(self):
-        # The event may have been queued before a pause or close in the same pass.
-        if not self._reading:
+        # The event may have been queued before a pause or close in the same pass;
+        # datagrams held back by a pause go first.
+        if not self._reading or (self._held and not self._deliver_held()):
             return
-        if self._held and not self._deliver_held():
-            return
-        if self._c_addresses:
-            self._receive()
-        else:
-            self._receive_py()
+        # Families whose addresses only the socket module knows: _receive_py.
+        self._receive() if self._c_addresses else self._receive_py()
 
     cdef int _receive(self) except -1:
         cdef mmsghdr msgs[DGRAM_SLOTS]
@@ -376,6 +374,13 @@ cdef class DatagramSocketTransport(DatagramTransport):
             return 0
         self._protocol.datagram_received(data, addr)
         return 0
+
+    # ---- flow control (transports._FlowControlMixin, writequeue.pxi) ------------
+
+    set_write_buffer_limits = _set_write_buffer_limits
+    get_write_buffer_limits = _get_write_buffer_limits
+    get_write_buffer_size = _get_write_buffer_size
+    _protocol_paused = property(_get_protocol_paused)
 
     # ---- writing ----------------------------------------------------------------
 
@@ -502,14 +507,9 @@ cdef class DatagramSocketTransport(DatagramTransport):
                 self._call_connection_lost(None)
         return 0
 
-    # ---- flow control (transports._FlowControlMixin, writequeue.pxi) ------------
-
-    set_write_buffer_limits = _set_write_buffer_limits
-    get_write_buffer_limits = _get_write_buffer_limits
-    get_write_buffer_size = _get_write_buffer_size
-    _protocol_paused = property(_get_protocol_paused)
-
     # ---- closing ----------------------------------------------------------------
+
+    abort = _abort     # common.pxi
 
     def close(self):
         if self._closing:
@@ -521,9 +521,6 @@ cdef class DatagramSocketTransport(DatagramTransport):
             self._conn_lost += 1
             self._stop_writing()
             self._loop.call_soon(self._call_connection_lost, None)
-
-    def abort(self):
-        self._force_close(None)
 
     cpdef int _fatal_error(self, exc, str message='Fatal error on transport') except -1:
         report_error(self._loop, self, self._protocol, exc, message, isinstance(exc, OSError))
@@ -545,26 +542,20 @@ cdef class DatagramSocketTransport(DatagramTransport):
         self._loop.call_soon(self._call_connection_lost, exc)
         return 0
 
-    def _call_connection_lost(self, exc):
-        loop = self._loop
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            self._stop_reading()
-            self._stop_writing()
-            if loop is not None and loop._transports.get(self._sock_fd) is self:
-                del loop._transports[self._sock_fd]
-            self._sock.close()
-            self._sock = None
-            self._protocol = None
-            self._loop = None
-            self._read_handle = None
-            self._write_handle = None
-            self._rx_addr = None
-            self._tx_addr = None
-            self._tx_namelen = 0
-
+    cpdef int _release(self) except -1:
+        self._stop_reading()
+        self._stop_writing()
+        forget_transport(self._loop, self._sock_fd, self)
+        self._sock.close()
+        self._sock = None
+        self._protocol = None
+        self._loop = None
+        self._read_handle = None
+        self._write_handle = None
+        self._rx_addr = None
+        self._tx_addr = None
+        self._tx_namelen = 0
+        return 0
 
 def make_datagram_transport(CoreLoop loop, sock, protocol, address, waiter, extra):
     cdef DatagramSocketTransport transport = DatagramSocketTransport.__new__(

@@ -69,6 +69,7 @@ cdef class ReadPipeTransport(ReadTransport):
         readonly object _fileno
         int _fd
         readonly object _protocol
+        readonly bint _protocol_connected   # always: a pipe's protocol is never unset
         readonly bint _closing
         readonly bint _paused
         bint _reading               # the read handle is in the fd watch
@@ -89,6 +90,7 @@ cdef class ReadPipeTransport(ReadTransport):
         self._fileno = fd
         self._protocol = protocol
         self._read_handle = loop._new_handle(self._on_readable, (), None)
+        self._protocol_connected = True
         loop.call_soon(protocol.connection_made, self)
         # Only start reading once connection_made() has run (it may pause reading).
         loop.call_soon(self._start_reading)
@@ -144,12 +146,13 @@ cdef class ReadPipeTransport(ReadTransport):
     def set_protocol(self, protocol):
         self._protocol = protocol
 
-    get_protocol = _get_protocol     # these two: common.pxi
-    is_closing = _is_closing
-
     def close(self):
         if not self._closing:
             self._close(None)
+
+    get_protocol = _get_protocol     # these three: common.pxi
+    is_closing = _is_closing
+    _call_connection_lost = _end_transport
 
     cpdef int _fatal_error(self, exc, str message='Fatal error on pipe transport') except -1:
         # EIO is how a pty master reads once the slave side is closed: not worth a
@@ -165,16 +168,14 @@ cdef class ReadPipeTransport(ReadTransport):
         self._loop.call_soon(self._call_connection_lost, exc)
         return 0
 
-    def _call_connection_lost(self, exc):
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            self._stop_reading()
-            self._pipe.close()
-            self._pipe = None
-            self._protocol = None
-            self._loop = None
-            self._read_handle = None
+    cpdef int _release(self) except -1:
+        self._stop_reading()
+        self._pipe.close()
+        self._pipe = None
+        self._protocol = None
+        self._loop = None
+        self._read_handle = None
+        return 0
 
 
 cdef class WritePipeTransport(Transport):
@@ -184,6 +185,7 @@ cdef class WritePipeTransport(Transport):
         readonly object _fileno
         int _fd
         readonly object _protocol
+        readonly bint _protocol_connected   # always: a pipe's protocol is never unset
         readonly bint _closing               # close(), write_eof(), abort() or an error happened
         bint _lost                  # connection_lost is scheduled or running
         bint _watch_peer            # FIFO or socket: watch for reading to see the peer go
@@ -212,6 +214,7 @@ cdef class WritePipeTransport(Transport):
         self._fileno = fd
         self._protocol = protocol
         self._write_handle = loop._new_handle(self._on_writable, (), None)
+        self._protocol_connected = True
         self._watch_peer = S_ISFIFO(mode) or S_ISSOCK(mode)
         loop.call_soon(protocol.connection_made, self)
         if self._watch_peer:
@@ -333,12 +336,13 @@ cdef class WritePipeTransport(Transport):
     def set_protocol(self, protocol):
         self._protocol = protocol
 
-    get_protocol = _get_protocol     # these two: common.pxi
-    is_closing = _is_closing
-
     def close(self):
         if self._pipe is not None and not self._closing:
             self.write_eof()
+
+    get_protocol = _get_protocol     # these three: common.pxi
+    is_closing = _is_closing
+    _call_connection_lost = _end_transport
 
     def abort(self):
         self._close(None)
@@ -360,19 +364,17 @@ cdef class WritePipeTransport(Transport):
             self._loop.call_soon(self._call_connection_lost, exc)
         return 0
 
-    def _call_connection_lost(self, exc):
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            self._stop_writing()
-            self._stop_peer_watch()
-            self._write_queue.clear()
-            self._pipe.close()
-            self._pipe = None
-            self._protocol = None
-            self._loop = None
-            self._read_handle = None
-            self._write_handle = None
+    cpdef int _release(self) except -1:
+        self._stop_writing()
+        self._stop_peer_watch()
+        self._write_queue.clear()
+        self._pipe.close()
+        self._pipe = None
+        self._protocol = None
+        self._loop = None
+        self._read_handle = None
+        self._write_handle = None
+        return 0
 
 
 def make_read_pipe_transport(CoreLoop loop, pipe, protocol, waiter, extra):

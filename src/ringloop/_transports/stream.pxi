@@ -75,7 +75,7 @@ cdef class StreamTransport(Transport):
         readonly object _protocol
         object _server
         bint _buffered              # the protocol is a BufferedProtocol
-        bint _protocol_connected
+        readonly bint _protocol_connected
         # _closing and _paused are readonly attributes: asyncio's socket transports have
         # them (code outside the transport reads them; uvloop's
         # test_transport_get_extra_info does).
@@ -189,22 +189,23 @@ cdef class StreamTransport(Transport):
 
     # ---- protocol and state -----------------------------------------------------
 
-    def set_protocol(self, protocol):
-        self._protocol = protocol
-        self._buffered = isinstance(protocol, _BufferedProtocol)
-        self._protocol_connected = True
-
-    get_protocol = _get_protocol     # these three: common.pxi
-    is_closing = _is_closing
-    is_reading = _is_reading
+    def resume_reading(self):
+        resume_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
+                       &self._reading, self._read_handle, WATCH_DRAINS)
 
     def pause_reading(self):
         pause_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
                       &self._reading)
 
-    def resume_reading(self):
-        resume_reading(self._loop, self, self._sock_fd, self._closing, &self._paused,
-                       &self._reading, self._read_handle, WATCH_DRAINS)
+    def set_protocol(self, protocol):
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, _BufferedProtocol)
+        self._protocol_connected = True
+
+    get_protocol = _get_protocol     # these four: common.pxi
+    is_closing = _is_closing
+    is_reading = _is_reading
+    _call_connection_lost = _end_transport
 
     # ---- reading ----------------------------------------------------------------
 
@@ -405,6 +406,8 @@ cdef class StreamTransport(Transport):
 
     # ---- closing ----------------------------------------------------------------
 
+    abort = _abort     # common.pxi
+
     def close(self):
         if self._closing:
             return
@@ -416,9 +419,6 @@ cdef class StreamTransport(Transport):
             self._conn_lost += 1
             self._stop_writing()
             self._loop._soon(self._call_connection_lost, (None,))
-
-    def abort(self):
-        self._force_close(None)
 
     cpdef int _fatal_error(self, exc, str message='Fatal error on transport') except -1:
         report_error(self._loop, self, self._protocol, exc, message, isinstance(exc, OSError))
@@ -439,34 +439,28 @@ cdef class StreamTransport(Transport):
         self._loop._soon(self._call_connection_lost, (exc,))
         return 0
 
-    @cython.binding(False)
-    def _call_connection_lost(self, exc):
-        loop = self._loop
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            self._stop_reading()
-            self._stop_writing()
-            if loop is not None and loop._transports.get(self._sock_fd) is self:
-                del loop._transports[self._sock_fd]
-            self._close_fd()
-            self._sockobj = None
-            self._protocol = None
-            self._loop = None
-            self._read_handle = None
-            self._write_handle = None
-            if self._empty_waiter is not None and not self._empty_waiter.done():
-                self._empty_waiter.set_exception(
-                    ConnectionError("Connection is closed by peer"))
-            server = self._server
-            if server is not None:
-                self._server = None
-                # Server._detach, whose Python frame only the last client needs.
-                clients = server._clients
-                PySet_Discard(clients, self)
-                if PySet_GET_SIZE(clients) == 0:
-                    server._detach(self)
+    cpdef int _release(self) except -1:
+        self._stop_reading()
+        self._stop_writing()
+        forget_transport(self._loop, self._sock_fd, self)
+        self._close_fd()
+        self._sockobj = None
+        self._protocol = None
+        self._loop = None
+        self._read_handle = None
+        self._write_handle = None
+        if self._empty_waiter is not None and not self._empty_waiter.done():
+            self._empty_waiter.set_exception(
+                ConnectionError("Connection is closed by peer"))
+        server = self._server
+        if server is not None:
+            self._server = None
+            # Server._detach, whose Python frame only the last client needs.
+            clients = server._clients
+            PySet_Discard(clients, self)
+            if PySet_GET_SIZE(clients) == 0:
+                server._detach(self)
+        return 0
 
     # ---- loop.sendfile() support (the loop pauses this transport's writes) ------
 
