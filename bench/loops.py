@@ -22,7 +22,8 @@ ALIASES = {
     "ringloop": ["ringloop-io_uring", "ringloop-epoll"],
 }
 
-BASELINES = ("uvloop", "asyncio")
+# What ringloop is compared with, in the order of the reports' ratio columns.
+BASELINES = ("asyncio", "uvloop", "rloop")
 
 
 def expand(names):

@@ -1,4 +1,4 @@
-/* The floor of the TLS echo benchmark (bench/tls/run.py): a TLS echo server in C
+/* The floor of the TLS echo benchmark (the `tls` suite, bench/tls/): a TLS echo server in C
  * (OpenSSL, one thread, non-blocking sockets, level-triggered epoll), no Python.
  *
  *   tls_echo_server CERT KEY

@@ -1,4 +1,4 @@
-/* The load generator of the TLS echo benchmark (bench/tls/run.py): TLS clients in C
+/* The load generator of the TLS echo benchmark (the `tls` suite, bench/tls/): TLS clients in C
  * (OpenSSL, non-blocking sockets, epoll).
  *
  *   tls_loadgen PORT CONNECTIONS SIZE WARMUP DURATION SERVER_PID

@@ -1,4 +1,4 @@
-/* The load generator of the UDP echo benchmark (bench/udp/run.py): UDP clients in C
+/* The load generator of the UDP echo benchmark (the `udp` suite, bench/udp/): UDP clients in C
  * over epoll.
  *
  *   udp_loadgen PORT SOCKETS DEPTH SIZE WARMUP DURATION SERVER_PID

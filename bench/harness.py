@@ -1,0 +1,147 @@
+"""What every suite's run shares: the CPUs, the machine and the commit, which
+loop implementations run here, interleaved rounds, re-measuring a disturbed
+measurement, and the notes about failures."""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import report
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def pick_cpus(cpu, other):
+    """The loop's (or server's) CPU and the producer's (or load generator's): the
+    first two allowed CPUs unless given."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if cpu is None:
+        cpu = allowed[0] if allowed else None
+    if other is None:
+        others = [c for c in allowed if c != cpu]
+        other = others[0] if others else None
+    return cpu, other
+
+
+def machine_info():
+    info = {
+        "nproc": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_impl": platform.python_implementation(),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def source_info():
+    """The commit measured, and whether src/ or bench/ differed from it."""
+    def git(*args):
+        proc = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "--short=12", "HEAD")
+    dirty = git("status", "--porcelain", "--", "src", "bench")
+    return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def worker(argv, timeout):
+    """Run bench/worker.py with argv; return its JSON result (or an error dict)."""
+    cmd = [sys.executable, os.path.join(HERE, "worker.py")] + argv
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"ok": False, "error": f"exit {proc.returncode}: " + " / ".join(tail)}
+    if proc.returncode != 0 and result.get("ok", True):
+        result = {"ok": False, "error": f"exit {proc.returncode}"}
+    return result
+
+
+def probe_all(impls, log):
+    """Which implementations run here at all: (notes, available, info by impl)."""
+    notes, available, impl_info = [], [], {}
+    for impl in impls:
+        r = worker(["--probe", impl], timeout=60)
+        if r.get("ok"):
+            available.append(impl)
+            impl_info[impl] = {k: v for k, v in r.items() if k not in ("ok", "path")}
+        else:
+            notes.append(f"{impl} skipped: {r.get('error')}")
+            log(f"skip {impl}: {r.get('error')}")
+    return notes, available, impl_info
+
+
+def with_retries(measure, retries, share):
+    """Run measure(); while the result is disturbed (share(result), the part of
+    the run no other process took from it, is below report.DISTURBED), measure
+    again, up to `retries` times, and keep the least disturbed attempt."""
+    best = measure()
+    attempts = 1
+    while attempts <= retries and best.get("ok") and share(best) < report.DISTURBED:
+        attempts += 1
+        r = measure()
+        if r.get("ok") and share(r) > share(best):
+            best = r
+    best["attempts"] = attempts
+    return best
+
+
+def interleave(rounds, plan, columns, measure, log):
+    """Measure every (row, column) of `plan` ([(row, [columns])]) once per round,
+    one after the other (A B C A B C ...), so that slow drifts of the machine hit
+    every implementation alike. measure(row, column, round) returns a result dict.
+    Returns {row: {column: [result per round]}}, every column present in every row."""
+    results = {row: {col: [] for col in columns} for row, _ in plan}
+    for rnd in range(rounds):
+        for row, cols in plan:
+            for col in cols:
+                r = measure(row, col, rnd)
+                r["round"] = rnd
+                results[row][col].append(r)
+                head = f"[{rnd + 1}/{rounds}] {row:24} {col:18}"
+                if r.get("ok"):
+                    log(f"{head} {r['ops_per_s']:>12,.0f} ops/s "
+                        f"{r['loop_cpu_ns'] / r['ops'] / 1e3:8.3f} us CPU/op")
+                elif r.get("skipped"):
+                    log(f"{head} skipped (failed before)")
+                else:
+                    log(f"{head} FAILED: {r.get('error')}")
+    return results
+
+
+def failure_notes(results, rounds):
+    notes = []
+    for row, by_impl in results.items():
+        for impl, rs in by_impl.items():
+            failed = [r for r in rs if not r.get("ok") and not r.get("skipped")]
+            if failed:
+                notes.append(f"{row} on {impl}: {len(failed)}/{rounds} rounds failed "
+                             f"({failed[0].get('error')})")
+    return notes
+
+
+def retry_note(results, retries, what):
+    kept = [r for by_impl in results.values() for rs in by_impl.values() for r in rs
+            if r.get("ok")]
+    retried = sum(r.get("attempts", 1) - 1 for r in kept)
+    if not retried:
+        return []
+    return [f"{retried} measurements were repeated because {what} (--retries {retries})"]
