@@ -44,8 +44,12 @@ def expand(names):
     return [name for name in IMPLEMENTATIONS if name in wanted]
 
 
+# Prefix of a column measured with another build of ringloop (--base: before/after).
+BASE = "base:"
+
+
 def is_ringloop(name):
-    return name.startswith("ringloop-")
+    return name.removeprefix(BASE).startswith("ringloop-")
 
 
 def _import(module):

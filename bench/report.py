@@ -75,7 +75,7 @@ def summarize(results, impls):
         cpu = {impl: median_cpu_per_op(by_impl.get(impl, [])) for impl in impls}
         ratios, cpu_ratios = {}, {}
         for impl in filter(loops.is_ringloop, impls):
-            for base in loops.BASELINES:
+            for base in references(impl, impls):
                 if med.get(impl) and med.get(base):
                     ratios[f"{impl}/{base}"] = med[impl] / med[base]
                 if cpu.get(impl) and cpu.get(base):
@@ -156,16 +156,27 @@ def ringloops(impls):
     return [impl for impl in impls if loops.is_ringloop(impl)]
 
 
-def baselines(impls):
-    return [base for base in loops.BASELINES if base in impls]
+def references(impl, impls):
+    """What ringloop column `impl` is compared with: the baselines measured, and
+    its base: column (the other build) when there is one."""
+    refs = [base for base in loops.BASELINES if base in impls]
+    if loops.BASE + impl in impls:
+        refs.append(loops.BASE + impl)
+    return refs
+
+
+def compared(impls):
+    """The ringloop columns that have something to be compared with."""
+    return [impl for impl in ringloops(impls) if references(impl, impls)]
 
 
 def ratio_header(impl, impls, suffix=""):
-    return f"{short(impl)} vs {' · '.join(baselines(impls))}{suffix}"
+    refs = " · ".join(short(r) for r in references(impl, impls))
+    return f"{short(impl)} vs {refs}{suffix}"
 
 
 def ratio_cell(ratios, impl, impls):
-    return " · ".join(times(ratios.get(f"{impl}/{base}")) for base in baselines(impls))
+    return " · ".join(times(ratios.get(f"{impl}/{ref}")) for ref in references(impl, impls))
 
 
 def floor_columns(data):
@@ -187,11 +198,17 @@ def floor_ratio(summary_row, impl, floor, metric):
 
 # --- the page's short form ---
 
-def context(data):
+def context(data, brief=False):
+    """How a record was made: the command, rounds, commit and machine (brief: the
+    command, rounds and time only, for a page that has a machine table)."""
     m, p, src = data["machine"], data["params"], data.get("source", {})
     rounds = f"{p['rounds']} round{'s' if p['rounds'] != 1 else ''}"
     timing = (f"{rounds} × ({p['warmup']:g} s warm-up + {p['duration']:g} s)"
               if "warmup" in p else f"{rounds} × ~{p['duration']:g} s")
+    head = (f"`{data['command']}`: {timing}, medians"
+            f"{' (--quick)' if data.get('quick') else ''}; took {took(data['elapsed_s'])}")
+    if brief:
+        return head + "."
     commit = src.get("commit") or "?"
     if src.get("dirty"):
         commit += " with uncommitted changes"
@@ -199,10 +216,9 @@ def context(data):
                       + (f" ({info['backend']})" if info.get("backend") else "")
                       for impl, info in data["implementations"].items()
                       if not loops.is_ringloop(impl))
-    return (f"`{data['command']}`: {timing}, medians{' (--quick)' if data.get('quick') else ''}; "
-            f"commit {commit}, {src.get('date', '?')}; {m.get('cpu_model', '?')}, "
+    return (f"{head}; commit {commit}, {src.get('date', '?')}; {m.get('cpu_model', '?')}, "
             f"{m['nproc']} CPUs, Linux {m['kernel']}, {m['python_impl']} {m['python']}; "
-            f"{impls}; took {took(data['elapsed_s'])}.")
+            f"{impls}.")
 
 
 def took(seconds):
@@ -220,7 +236,7 @@ def headline_table(data):
     ring = ringloops(impls)
     what = "ops/s" if metric == "rate" else "CPU µs/op"
     header = ([f"{data['suite']} ({what})"] + shown
-              + [ratio_header(impl, impls) for impl in ring])
+              + [ratio_header(impl, impls) for impl in compared(impls)])
     if floors and ring:
         header.append(f"{' · '.join(map(short, ring))} cost / C floor's")
     rows = []
@@ -231,7 +247,7 @@ def headline_table(data):
         else:
             cells = [cell(s["loop_cpu_ns_per_op"][c], results[row].get(c), us) for c in shown]
         ratios = s["ratios"] if metric == "rate" else s["cpu_ratios"]
-        cells += [ratio_cell(ratios, impl, impls) for impl in ring]
+        cells += [ratio_cell(ratios, impl, impls) for impl in compared(impls)]
         if floors and ring:
             fr = [floor_ratio(s, impl, floors[0], metric) for impl in ring]
             cells.append(" · ".join(times(x) for x in fr) if any(fr) else "–")
@@ -239,25 +255,55 @@ def headline_table(data):
     return _table(header, rows)
 
 
-def headline(data):
-    """The short form of one record: title, how it was made, the table, notes."""
+def headline(data, image=None):
+    """The short form of one record: title, how it was made, the table, the plot
+    (`image`: its path as the page links it), notes."""
     metric = ("operations per second (wall clock); ratios ringloop / baseline"
               if data["metric"] == "rate" else
               "the server's CPU time per operation, µs; ratios baseline CPU / ringloop CPU")
-    out = [f"### {SUITE_TITLES.get(data['suite'], data['suite'])}", "", context(data), "",
+    out = [f"### {SUITE_TITLES.get(data['suite'], data['suite'])}", "",
+           context(data, brief=True), "",
            f"Figures: {metric}, so **> 1 means ringloop is better**. The last column is "
            f"ringloop's cost per operation as a multiple of the C floor's (1.00x = the floor).",
            "", headline_table(data)]
     if data["notes"]:
         out += [""] + [f"- {n}" for n in data["notes"]]
+    if image:
+        out += ["", f"![{data['suite']}: each loop's speed relative to uvloop]({image})"]
     return "\n".join(out)
 
 
-def page_block(datas):
-    return "\n\n".join(headline(d) for d in datas)
+def machine_table(datas):
+    """Where and what the records measured, one column per record."""
+    def impl_versions(d):
+        return ", ".join(f"{impl} {info.get('version', '')}".rstrip()
+                         for impl, info in d["implementations"].items()
+                         if not loops.is_ringloop(impl))
+
+    def commit(d):
+        src = d.get("source", {})
+        return (src.get("commit") or "?") + (" (with uncommitted changes)" if src.get("dirty")
+                                             else "")
+
+    rows = [("CPU", lambda d: d["machine"].get("cpu_model", "?")),
+            ("CPUs", lambda d: str(d["machine"]["nproc"])),
+            ("kernel", lambda d: "Linux " + d["machine"]["kernel"]),
+            ("Python", lambda d: f"{d['machine']['python_impl']} {d['machine']['python']}"),
+            ("compared with", impl_versions),
+            ("ringloop commit", commit),
+            ("measured", lambda d: d.get("source", {}).get("date", "?"))]
+    return _table([""] + [d["suite"] for d in datas],
+                  [[name] + [get(d) for d in datas] for name, get in rows])
 
 
-def update_page(path, datas, sources):
+def page_block(datas, images=None):
+    """Machine table, then each record's short form; images: {suite: plot path}."""
+    images = images or {}
+    return "\n\n".join(["### The machine and the commit", machine_table(datas)]
+                        + [headline(d, images.get(d["suite"])) for d in datas])
+
+
+def update_page(path, datas, sources, images=None):
     """Replace what lies between PAGE_BEGIN and PAGE_END in `path`."""
     with open(path) as f:
         text = f.read()
@@ -266,7 +312,7 @@ def update_page(path, datas, sources):
         raise SystemExit(f"{path}: no {PAGE_BEGIN} ... {PAGE_END} block")
     note = ("<!-- made by `python -m ringloop bench report " + " ".join(sources)
             + f" --page {path}`; do not edit by hand -->")
-    block = "\n\n".join([PAGE_BEGIN, note, page_block(datas), PAGE_END])
+    block = "\n\n".join([PAGE_BEGIN, note, page_block(datas, images), PAGE_END])
     with open(path, "w") as f:
         f.write(pattern.sub(lambda _: block, text, count=1))
 
@@ -290,19 +336,19 @@ def render_core(data):
     cols, summary, results = data["columns"], data["summary"], data["results"]
     out = ["Throughput (wall clock), operations per second; ratios ringloop / baseline, "
            "**> 1 means ringloop is faster**:", "",
-           _table(["workload (ops/s)"] + cols + [ratio_header(i, cols) for i in ringloops(cols)],
+           _table(["workload (ops/s)"] + cols + [ratio_header(i, cols) for i in compared(cols)],
                   [[f"{row} ({data['rows'][row]['unit']}/s)"]
                    + [cell(s["median_ops_per_s"][c], results[row].get(c), si) for c in cols]
-                   + [ratio_cell(s["ratios"], i, cols) for i in ringloops(cols)]
+                   + [ratio_cell(s["ratios"], i, cols) for i in compared(cols)]
                    for row, s in summary.items()]),
            "", "Loop-thread CPU time per operation, ns; ratios baseline / ringloop "
                "(in call_soon_threadsafe the loop mostly waits for the producer: read its "
                "wall-clock row):", "",
            _table(["workload (CPU ns/op)"] + cols
-                  + [ratio_header(i, cols, " (CPU)") for i in ringloops(cols)],
+                  + [ratio_header(i, cols, " (CPU)") for i in compared(cols)],
                   [[row] + [cell(s["loop_cpu_ns_per_op"][c], results[row].get(c),
                                  lambda x: f"{x:.0f}") for c in cols]
-                   + [ratio_cell(s["cpu_ratios"], i, cols) for i in ringloops(cols)]
+                   + [ratio_cell(s["cpu_ratios"], i, cols) for i in compared(cols)]
                    for row, s in summary.items()]),
            "", "Spread of the wall-clock rates over the rounds, (max - min) / median:", "",
            _table(["workload"] + cols,
@@ -366,18 +412,18 @@ def render_server(data):
     out = ["Server CPU time (user + system, whole process) per operation, µs; ratios "
            "baseline / ringloop, **> 1 means ringloop is better**:", "",
            _table(["server CPU µs/op"] + cols
-                  + [ratio_header(i, impls, " (CPU)") for i in ringloops(impls)],
+                  + [ratio_header(i, impls, " (CPU)") for i in compared(impls)],
                   [[row] + [cell(s["loop_cpu_ns_per_op"][c], results[row].get(c), us)
                             for c in cols]
-                   + [ratio_cell(s["cpu_ratios"], i, impls) for i in ringloops(impls)]
+                   + [ratio_cell(s["cpu_ratios"], i, impls) for i in compared(impls)]
                    for row, s in summary.items()]),
            "", f"Throughput, operations per second; ratios ringloop / baseline. \\* marks a "
                f"rate measured with the load generator >= {LOADGEN_BOUND:.0%} busy, which it "
                f"may have capped:", "",
-           _table(["throughput"] + cols + [ratio_header(i, impls) for i in ringloops(impls)],
+           _table(["throughput"] + cols + [ratio_header(i, impls) for i in compared(impls)],
                   [[f"{row} ({data['rows'][row]['unit']}/s)"]
                    + [marked_rate(row, c) for c in cols]
-                   + [ratio_cell(s["ratios"], i, impls) for i in ringloops(impls)]
+                   + [ratio_cell(s["ratios"], i, impls) for i in compared(impls)]
                    for row, s in summary.items()])]
     if floors:
         floor_rows = [row for row, d in data["rows"].items() if d.get("floor")]

@@ -76,6 +76,9 @@ def parse_args(argv):
                                                    "summary as JSON (a directory: PATH/SUITE.json)")
     ap.add_argument("--plot", metavar="DIR", help="write DIR/SUITE.png: each loop's speed "
                                                   "relative to uvloop")
+    ap.add_argument("--base", metavar="PATH",
+                    help="before/after: also measure each ringloop backend as a base: column "
+                         "with this other build (a checkout with its .venv, or an interpreter)")
     ap.add_argument("--cpu", type=int, help="CPU of the loop or server (default: first allowed)")
     ap.add_argument("--producer-cpu", type=int,
                     help="CPU of core's producer thread or of the load generator "
@@ -86,6 +89,8 @@ def parse_args(argv):
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds before a single measurement counts as hung")
     args = ap.parse_args(argv)
+    if args.base:
+        args.base = harness.base_python(args.base)
     if args.rounds is None:
         args.rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
     if args.rounds < 1 or (args.duration is not None and args.duration <= 0):
@@ -111,7 +116,9 @@ def implementations(args, log, allow_none=False):
         impls = loops.expand(args.loops.split(","))
     except ValueError as exc:
         raise SystemExit(str(exc))
-    notes, available, info = harness.probe_all(impls, log)
+    if args.base:
+        impls += [loops.BASE + impl for impl in impls if loops.is_ringloop(impl)]
+    notes, available, info = harness.probe_all(impls, log, args.base)
     if not available and not allow_none:
         raise SystemExit("no loop implementation available")
     return notes, available, info
@@ -134,7 +141,8 @@ def run_core(args, log):
         if impl == cfloor.NAME:
             return harness.with_retries(
                 lambda: cfloor.run(w.floor, duration, cpu, timeout=args.timeout), retries, share)
-        wargv = ["--suite", "core", "--bench", name, "--loop", impl,
+        python, name_of_impl = harness.interpreter(impl, args.base)
+        wargv = ["--suite", "core", "--bench", name, "--loop", name_of_impl,
                  "--duration", str(duration), "--timeout", str(args.timeout)]
         if cpu is not None:
             wargv += ["--cpu", str(cpu)]
@@ -142,7 +150,7 @@ def run_core(args, log):
             wargv += ["--producer-cpu", str(producer_cpu)]
         if (name, impl) in counts:
             wargv += ["--count", str(counts[name, impl])]
-        r = harness.with_retries(lambda: harness.worker(wargv, args.timeout * 3 + 30),
+        r = harness.with_retries(lambda: harness.worker(wargv, args.timeout * 3 + 30, python),
                                  retries, share)
         if r.get("ok"):
             counts.setdefault((name, impl), max(1000, int(r["ops_per_s"] * duration)))
@@ -205,8 +213,9 @@ def run_server(args, log):
         if (style, impl) in unsupported:
             return {"ok": False, "skipped": True, "error": unsupported[style, impl]}
         r = harness.with_retries(
-            lambda: serve.run(suite, w, style, impl, duration, warmup, cpu, loadgen_cpu,
-                              args.timeout), args.retries, share)
+            lambda: serve.run(suite, w, style, *harness.interpreter(impl, args.base),
+                              duration, warmup, cpu, loadgen_cpu, args.timeout),
+            args.retries, share)
         if r.get("setup_failed"):
             unsupported[style, impl] = r["error"]
         return r
@@ -297,18 +306,28 @@ def main_report(argv):
                          "markers) with the short form")
     ap.add_argument("--plot", metavar="DIR", help="write DIR/SUITE.png for each file")
     args = ap.parse_args(argv)
-    datas = []
+    datas, pngs = [], {}
     for path in args.json:
         with open(path) as f:
-            datas.append(report.load(f))
+            data = report.load(f)
+        datas.append(data)
+        # the plot beside the record (--plot into the same folder as --json)
+        pngs[data["suite"]] = os.path.join(args.plot or os.path.dirname(path),
+                                           data["suite"] + ".png")
     datas.sort(key=lambda d: SUITES.index(d["suite"]) if d["suite"] in SUITES else len(SUITES))
-    if args.page:
-        report.update_page(args.page, datas, args.json)
     if args.plot:
         for data in datas:
             print(f"wrote {plot_to(args.plot, data)}", file=sys.stderr)
+
+    def images(relative_to):
+        return {suite: os.path.relpath(png, relative_to) for suite, png in pngs.items()
+                if os.path.exists(png)}
+
+    if args.page:
+        report.update_page(args.page, datas, args.json,
+                           images(os.path.dirname(os.path.abspath(args.page))))
     if args.markdown:
-        print(report.page_block(datas))
+        print(report.page_block(datas, images(os.getcwd())))
     elif not (args.page or args.plot):
         print("\n\n".join(report.render(d) for d in datas))
     return 0

@@ -13,7 +13,6 @@ import os
 import selectors
 import signal
 import subprocess
-import sys
 import tempfile
 from typing import Callable, NamedTuple
 
@@ -106,22 +105,24 @@ def stop(proc):
     proc.stdout.close()
 
 
-def server_argv(suite, style, impl):
+def server_argv(suite, style, python, impl):
     floor = suite.floor_by_column().get(impl)
     if floor:
         return [cfloor.build(floor.program), *floor.args, *suite.floor_args()]
-    return [sys.executable, *suite.python_server(style, impl)]
+    return [python, *suite.python_server(style, impl)]
 
 
-def run(suite, workload, style, impl, duration, warmup, server_cpu, loadgen_cpu, timeout=60.0):
-    """Measure `workload` against a `style` server on loop `impl` (or a C floor when
-    impl is a floor's column name). The load generator counts as hung `timeout`
-    seconds after warm-up + duration. Returns a result dict: "ok" False with "error"
-    on failure, and "setup_failed" True when the server never served (the same
-    failure would repeat, so the harness need not try this style and loop again)."""
+def run(suite, workload, style, python, impl, duration, warmup, server_cpu, loadgen_cpu,
+        timeout=60.0):
+    """Measure `workload` against a `style` server on loop `impl` run by the
+    interpreter `python` (or a C floor when impl is a floor's column name). The load
+    generator counts as hung `timeout` seconds after warm-up + duration. Returns a
+    result dict: "ok" False with "error" on failure, and "setup_failed" True when
+    the server never served (the same failure would repeat, so the harness need not
+    try this style and loop again)."""
     try:
         loadgen = cfloor.build(suite.loadgen)
-        cmd = server_argv(suite, style, impl)
+        cmd = server_argv(suite, style, python, impl)
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         return {"ok": False, "setup_failed": True, "error": f"{type(exc).__name__}: {exc}"}
     env = dict(os.environ, PYTHONHASHSEED="0")
