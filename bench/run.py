@@ -18,7 +18,10 @@ rounds and ratios of ringloop (both backends) to asyncio, uvloop and rloop; a
 measurement that another process disturbed is repeated (--retries).
 
 `core` calibrates, in round 1, per workload and implementation, an operation
-count that takes about --duration seconds; later rounds reuse it.
+count that takes about --duration seconds; later rounds reuse it. --base PATH
+measures every ringloop column once more, as base:..., with another build (before
+and after a change, in the same rounds). The published figures and how they are
+made: BENCHMARKS.md.
 """
 import argparse
 import json
