@@ -46,13 +46,14 @@ def machine_info():
 
 
 def source_info():
-    """The commit measured, and whether src/ or bench/ differed from it."""
+    """The commit measured, and whether the code (src/, bench/'s programs) differed
+    from it; the records and plots a run writes do not count."""
     def git(*args):
         proc = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     commit = git("rev-parse", "--short=12", "HEAD")
-    dirty = git("status", "--porcelain", "--", "src", "bench")
+    dirty = git("status", "--porcelain", "--", "src", "bench/*.py", "bench/*.c")
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
