@@ -26,7 +26,8 @@ TICKS = (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30)
 
 
 def speeds(data, reference):
-    """{column: {row: speed relative to `reference`}} for the plotted columns."""
+    """{column: {row: speed relative to `reference`}} for the plotted columns (those
+    with a figure in some row)."""
     floors = report.floor_columns(data)
     cols = [c for c in data["columns"] if c not in floors and c != reference] + floors[:1]
     out = {}
@@ -36,7 +37,7 @@ def speeds(data, reference):
             mine = report.cost(s, c, data["metric"])
             ref = report.cost(s, reference, data["metric"])
             out[c][row] = ref / mine if mine and ref else None
-    return out
+    return {c: values for c, values in out.items() if any(values.values())}
 
 
 def plot(data, path):
