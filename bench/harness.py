@@ -101,7 +101,7 @@ def probe_all(impls, log, base=None):
         r = worker(["--probe", name], timeout=60, python=python)
         if r.get("ok"):
             available.append(impl)
-            impl_info[impl] = {k: v for k, v in r.items() if k not in ("ok", "path")}
+            impl_info[impl] = {k: v for k, v in r.items() if k != "ok"}
         else:
             notes.append(f"{impl} skipped: {r.get('error')}")
             log(f"skip {impl}: {r.get('error')}")

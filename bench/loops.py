@@ -93,7 +93,6 @@ def describe(name, loop):
     if module:
         mod = importlib.import_module(module)
         info["version"] = getattr(mod, "__version__", "?")
-        info["path"] = getattr(mod, "__file__", None)
     if is_ringloop(name):
         info["backend"] = getattr(loop, "backend_name", "?")
     elif name == "asyncio":
