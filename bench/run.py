@@ -87,8 +87,9 @@ def parse_args(argv):
                     help="CPU of core's producer thread or of the load generator "
                          "(default: second allowed)")
     ap.add_argument("--retries", type=int, default=2,
-                    help="re-measure a run that another process disturbed (it took more than "
-                         f"{1 - report.DISTURBED:.0%} of its CPU) up to this many times")
+                    help="measure again, up to this many times, a run that failed or that "
+                         "another process disturbed (it took more than "
+                         f"{1 - report.DISTURBED:.0%}% of its CPU)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds before a single measurement counts as hung")
     args = ap.parse_args(argv)

@@ -40,6 +40,12 @@ def harness(*args, timeout=RUN_TIMEOUT):
     return proc
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args", [["--help"], ["report", "--help"]])
+def test_help(args):
+    assert "python -m ringloop bench" in harness(*args).stdout
+
+
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     return tmp_path_factory.mktemp("bench")
