@@ -412,7 +412,9 @@ cdef class CoreLoop:
     def call_at(self, when, callback, *args, context=None):
         if when is None:
             raise TypeError('when cannot be None')
-        return self._call_at(when, callback, args, context)
+        th = self._call_at(when, callback, args, context)
+        th._when_is_int = exact_int(when)
+        return th
 
     cdef TimerHandle _call_at(self, double when, callback, tuple args, context):
         cdef TimerHandle th
