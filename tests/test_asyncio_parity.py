@@ -28,6 +28,86 @@ def closed_port():
         return s.getsockname()[1]
 
 
+# ---------------------------------------------------------------- watches of closed files
+
+def add_watch(loop, direction, sock, callback, *args):
+    getattr(loop, f"add_{direction}")(sock, callback, *args)
+
+
+def remove_watch(loop, direction, sock):
+    return getattr(loop, f"remove_{direction}")(sock)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("direction", ["reader", "writer"])
+def test_remove_watch_of_socket_closed_after_add(loop, direction):
+    # anyio's Unix socket streams: add_reader(sock, ...), sock.close(), then
+    # remove_reader(sock) from a done-callback. asyncio finds the watch by the object.
+    a, b = socket.socketpair()
+    with b:
+        b.send(b"x")                     # a is readable and writable
+        calls = []
+        add_watch(loop, direction, a, calls.append, 1)
+        a.close()
+        assert remove_watch(loop, direction, a) is True
+        spin(loop)
+        assert calls == []
+        with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+            remove_watch(loop, direction, a)     # no watch holds the object any more
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("direction", ["reader", "writer"])
+def test_remove_watch_of_socket_closed_while_loop_ran(loop, direction):
+    a, b = socket.socketpair()
+    with b:
+        calls = []
+        add_watch(loop, direction, a, calls.append, 1)
+        spin(loop)                       # the watch is in the kernel, and fired
+        if direction == "reader":
+            assert calls == []
+            b.send(b"x")
+            spin(loop)
+        assert calls
+        a.close()
+        del calls[:]
+        spin(loop)
+        assert calls == []               # the closed socket's watch is gone
+        assert remove_watch(loop, direction, a) is True
+
+
+@pytest.mark.timeout(10)
+def test_remove_reader_of_closed_socket_never_watched(loop):
+    a, b = socket.socketpair()
+    a.close()
+    b.close()
+    with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+        loop.remove_reader(a)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.ringloop_only("asyncio's selector keeps the closed socket's key; add_reader "
+                           "of the new socket only swaps the callback, never watching it")
+def test_fd_reused_after_close_is_watched_afresh(loop):
+    # The old socket is closed without remove_reader(); a new socket gets its fd
+    # number and add_reader() takes over the watch: the new socket's data wakes it.
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    loop.add_reader(a, lambda: None)
+    spin(loop)
+    a.close()
+    b.close()
+    c, d = socket.socketpair()
+    with c, d:
+        assert c.fileno() == fd
+        got = loop.create_future()
+        loop.add_reader(c, lambda: got.done() or got.set_result(c.recv(10)))
+        d.send(b"new")
+        loop.run_until_complete(asyncio.wait_for(got, 5))
+        assert got.result() == b"new"
+        assert loop.remove_reader(c) is True
+
+
 # ---------------------------------------------------------------- TimerHandle.when()
 
 def test_call_at_int_when_stays_int(loop):

@@ -28,6 +28,16 @@ def _bump_fork_generation():
 os.register_at_fork(after_in_child=_bump_fork_generation)
 
 
+cdef int _fileno_of(fileobj) except? -1:
+    # The fd number a file object names, before selectors' check that it is not negative.
+    if isinstance(fileobj, int):
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
 cdef class CoreLoop:
     cdef:
         ReadyQueue ready
@@ -128,6 +138,8 @@ cdef class CoreLoop:
             self._n_user_watches += 1
         elif old != 0 and want == 0:
             self._n_user_watches -= 1
+        if want == 0:
+            w.fileobj = None
         if want == 0 and not w.registered and self.watch_at(w.fd) is w:
             self._watches[w.fd] = None
         return 0
@@ -183,17 +195,22 @@ cdef class CoreLoop:
 
     cdef int _fd_from(self, fileobj) except -1:
         # selectors._fileobj_to_fd semantics and messages.
-        cdef int fd
-        if isinstance(fileobj, int):
-            fd = fileobj
-        else:
-            try:
-                fd = int(fileobj.fileno())
-            except (AttributeError, TypeError, ValueError):
-                raise ValueError(f"Invalid file object: {fileobj!r}") from None
+        cdef int fd = _fileno_of(fileobj)
         if fd < 0:
             raise ValueError(f"Invalid file descriptor: {fd}")
         return fd
+
+    cdef int _watched_fd(self, fileobj) except -1:
+        # The fd of fileobj's watch: a socket closed since add_reader (fileno() -1) is
+        # found by the object, as selectors' _fileobj_lookup does.
+        cdef int fd = _fileno_of(fileobj)
+        cdef FdWatch w
+        if fd >= 0:
+            return fd
+        for w in self._watches:
+            if w is not None and w.fileobj is fileobj:
+                return w.fd
+        raise ValueError(f"Invalid file descriptor: {fd}")
 
     cdef int _check_watchable(self, int fd) except -1:
         # epoll refuses regular files and directories (EPERM) and closed fds (EBADF);
@@ -245,8 +262,15 @@ cdef class CoreLoop:
         w = self.watch_at(fd)
         if not sock_wait and (w is None or w.want == 0):
             self._check_watchable(fd)
+        elif not sock_wait and w.fileobj is not None and w.fileobj is not fileobj:
+            # Another object with the same fd number: the one watched may have been
+            # closed without remove_reader(), its kernel entry gone with it (epoll(7)),
+            # and the number reused. Register again rather than trust that entry.
+            w.kernel_mask = 0
         old = self._swap_handle(fd, writer, handle,
-                                WATCH_ONESHOT if sock_wait else WATCH_LEVEL)
+                                WATCH_ONESHOT if sock_wait else WATCH_USER)
+        if not sock_wait:
+            (<FdWatch>self._watches[fd]).fileobj = None if isinstance(fileobj, int) else fileobj
         if old is not None:
             (<Handle>old).cancel()
         return handle
@@ -256,7 +280,7 @@ cdef class CoreLoop:
         cdef FdWatch w
         if self._closed:
             return False
-        fd = self._fd_from(fileobj)
+        fd = self._watched_fd(fileobj)
         self._check_fork()
         w = self.watch_at(fd)
         if w is None or w.internal:
@@ -314,7 +338,7 @@ cdef class CoreLoop:
         cdef int fileno
         if not self._transports:
             return
-        fileno = self._fd_from(fd)
+        fileno = _fileno_of(fd)
         transport = self._transports.get(fileno)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f'File descriptor {fd!r} is used by transport {transport!r}')
