@@ -86,6 +86,36 @@ def test_remove_reader_of_closed_socket_never_watched(loop):
 
 
 @pytest.mark.timeout(10)
+@pytest.mark.parametrize("direction", ["reader", "writer"])
+def test_socket_closed_while_watched_is_closed_for_the_peer(loop, direction):
+    # A user who forgets remove_reader() must not leak the connection: with asyncio
+    # (epoll) the peer reads EOF as soon as the socket is closed.
+    a, b = socket.socketpair()
+    with b:
+        b.settimeout(5)
+        add_watch(loop, direction, a, lambda: None)
+        spin(loop)                       # armed in the kernel
+        a.close()
+        assert b.recv(1) == b""          # EOF, not a timeout
+        assert remove_watch(loop, direction, a) is True
+
+
+@pytest.mark.timeout(10)
+def test_reader_of_closed_tcp_socket_lets_the_peer_see_eof(loop):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        with server:
+            server.settimeout(5)
+            client.setblocking(False)
+            loop.add_reader(client, lambda: None)
+            spin(loop)
+            client.close()
+            assert server.recv(1) == b""
+            assert loop.remove_reader(client) is True
+
+
+@pytest.mark.timeout(10)
 @pytest.mark.ringloop_only("asyncio's selector keeps the closed socket's key; add_reader "
                            "of the new socket only swaps the callback, never watching it")
 def test_fd_reused_after_close_is_watched_afresh(loop):

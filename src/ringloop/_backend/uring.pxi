@@ -8,6 +8,13 @@
 # Interest changes are batched: the watch is marked dirty and reconciled just before the
 # next io_uring_enter, which submits them together with the wait.
 #
+# add_reader/add_writer watches (FdWatch.user) are kept in an epoll instance instead,
+# and the ring polls its fd. An armed IORING_OP_POLL_ADD holds a reference to the
+# file, so a socket its owner closed without remove_reader() would stay open in the
+# kernel (no EOF for the peer) for as long as the poll stays armed, and a poll on a
+# file whose last fd is closed is never woken by that close. An epoll entry holds no
+# reference and goes away with the file (epoll(7)), as asyncio's selector sees it.
+#
 # Operations by completion (Op, common.pxi: accept, recv, send) live in a slot table:
 # an Op holds its slot from submission to its final CQE (no IORING_CQE_F_MORE), so the
 # buffers and sockets it references outlive anything the kernel may still do with
@@ -105,6 +112,7 @@ cdef enum:
     KIND_POLL = 1
     KIND_IGNORE = 2
     KIND_OP = 3
+    KIND_USER_POLLS = 4     # the poll on the epoll fd of the add_reader/add_writer watches
     # How long ring teardown waits for the final CQEs of cancelled Ops (socket
     # operations end at once on cancel; this only bounds a kernel that does not).
     TEARDOWN_WAIT_NS = 1000000000
@@ -157,6 +165,8 @@ cdef class UringBackend(Backend):
         list ops                 # slot -> the Op in flight there, or None
         list free_slots
         Py_ssize_t n_ops         # Ops in flight
+        EpollBackend user_polls  # the add_reader/add_writer watches
+        bint user_polls_armed    # the ring polls user_polls' epoll fd
         io_uring_cqe *cqes[CQE_BATCH]
 
     def __cinit__(self):
@@ -165,6 +175,7 @@ cdef class UringBackend(Backend):
         self.ops = []
         self.free_slots = []
         self._open()
+        self.user_polls = EpollBackend()
 
     cdef _open(self):
         cdef int ret = rl_ring_init(&self.r, RING_ENTRIES)
@@ -183,6 +194,8 @@ cdef class UringBackend(Backend):
         return False
 
     cdef int update(self, CoreLoop loop, FdWatch w) except -1:
+        if (w.user() or w.registered) and self._update_user_watch(loop, w):
+            return 0
         if not w.dirty:
             w.dirty = True
             self.dirty.append(w)
@@ -191,6 +204,46 @@ cdef class UringBackend(Backend):
             # may close the fd right after remove_reader() and expect the peer to see it.
             # (A transport closing in a later pass lets the cancel go with the next wait.)
             self._submit_now(loop)
+        return 0
+
+    cdef bint _update_user_watch(self, CoreLoop loop, FdWatch w) except -1:
+        # Puts w in (or takes it out of) user_polls; False: the ring polls w itself.
+        if not w.user():
+            self.user_polls.forget(w)   # its add_reader/add_writer handles are gone
+            return w.want == 0
+        if w.armed:
+            self._cancel_poll(w)        # a sock_* wait's poll, from before add_reader
+        self.user_polls.update(loop, w)
+        if not self.user_polls_armed:
+            self._arm_user_polls()
+        return True
+
+    cdef int _arm_user_polls(self) except -1:
+        cdef io_uring_sqe *sqe = self._sqe()
+        io_uring_prep_poll_add(sqe, self.user_polls.epfd, POLLIN)
+        io_uring_sqe_set_data64(sqe, <uint64_t>KIND_USER_POLLS << 56)
+        self.user_polls_armed = True
+        return 0
+
+    cdef int _user_polls_done(self, CoreLoop loop, int res) except -1:
+        # Some add_reader/add_writer fd is ready (or the poll was cancelled: ring
+        # teardown). Collect the epoll events and poll again: a one-shot poll checks
+        # readiness when armed, so events the callbacks leave pending wake it again.
+        self.user_polls_armed = False
+        if res != -ECANCELED:
+            self.user_polls.wait(loop, 0)
+        self._arm_user_polls()
+        return 0
+
+    cdef int _cancel_poll(self, FdWatch w) except -1:
+        cdef io_uring_sqe *sqe = self._sqe()
+        # ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE fails with EALREADY while a
+        # wake-up of the poll is pending (with DEFER_TASKRUN, until our next
+        # io_uring_enter), which leaves a multishot poll armed for good.
+        io_uring_prep_cancel64(sqe, poll_token(w.gen, w.fd), 0)
+        io_uring_sqe_set_data64(sqe, <uint64_t>KIND_IGNORE << 56)
+        w.armed = False
+        w.kernel_mask = 0
         return 0
 
     cdef int _submit_now(self, CoreLoop loop) except -1:
@@ -378,16 +431,11 @@ cdef class UringBackend(Backend):
         self.dirty = []
         for w in dirty:
             w.dirty = False
+            if w.registered:
+                continue        # moved to user_polls since it was marked
             multishot = w.multishot()
             if w.armed and (w.kernel_mask != w.want or w.kernel_multishot != multishot):
-                sqe = self._sqe()
-                # ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE fails with EALREADY while
-                # a wake-up of the poll is pending (with DEFER_TASKRUN, until our next
-                # io_uring_enter), which leaves a multishot poll armed for good.
-                io_uring_prep_cancel64(sqe, poll_token(w.gen, w.fd), 0)
-                io_uring_sqe_set_data64(sqe, <uint64_t>KIND_IGNORE << 56)
-                w.armed = False
-                w.kernel_mask = 0
+                self._cancel_poll(w)
             if not w.armed and w.want:
                 self.next_gen = (self.next_gen + 1) & 0xFFFFFF
                 w.gen = self.next_gen
@@ -443,6 +491,8 @@ cdef class UringBackend(Backend):
                             self._poll_done(loop, <int>(ud & 0xFFFFFFFF),
                                             <uint32_t>((ud >> 32) & 0xFFFFFF), res,
                                             self.cqes[i].flags & IORING_CQE_F_MORE)
+                        elif (ud >> 56) == KIND_USER_POLLS and loop is not None:
+                            self._user_polls_done(loop, res)
                         i += 1
                 except BaseException:
                     # Never see a CQE twice: this one and those before it are handled.
@@ -492,10 +542,15 @@ cdef class UringBackend(Backend):
         rl_ring_exit(&self.r)
         self.dirty = []
         self._open()
+        # After fork() the epoll instance is shared with the parent: a new one.
+        self.user_polls.close(loop)
+        self.user_polls = EpollBackend()
+        self.user_polls_armed = False
         for w in loop.iter_watches():
             (<FdWatch>w).armed = False
             (<FdWatch>w).kernel_mask = 0
             (<FdWatch>w).dirty = False
+            (<FdWatch>w).registered = False
             self.update(loop, <FdWatch>w)
         self._end_ops(orphan_ops)
         return 0
@@ -503,6 +558,7 @@ cdef class UringBackend(Backend):
     cdef close(self, CoreLoop loop):
         self._cancel_all_ops(loop)
         rl_ring_exit(&self.r)
+        self.user_polls.close(loop)
 
     cdef dict info(self):
         return {
