@@ -6,6 +6,7 @@ not kept alive by the frames that collected them, TimerHandle.when() of an int, 
 timers that follow a patched loop.time().
 """
 import asyncio
+import errno
 import gc
 import socket
 import ssl
@@ -13,6 +14,8 @@ import sys
 from unittest import mock
 
 import pytest
+
+from test_tls import pki  # noqa: F401  (the fixture)
 
 
 def spin(loop, passes=3):
@@ -138,6 +141,182 @@ def test_fd_reused_after_close_is_watched_afresh(loop):
         assert loop.remove_reader(c) is True
 
 
+# ---------------------------------------------------------------- exceptions of failures
+
+def failure(loop, make_coro, timeout=10):
+    """The exception that awaiting make_coro() raised, caught inside the loop."""
+    box = []
+
+    async def main():
+        try:
+            await asyncio.wait_for(make_coro(), timeout)
+        except (OSError, ssl.SSLError, ExceptionGroup) as exc:
+            box.append(exc)
+        else:
+            raise AssertionError("no exception")
+
+    loop.run_until_complete(main())
+    return box.pop()
+
+
+def assert_not_kept_alive(exc):
+    """Nothing but the test refers to exc: no list that collected it, no frame
+    local left in its traceback (anyio checks this with gc.get_referrers)."""
+    gc.collect()
+    assert gc.get_referrers(exc) == []
+
+
+def two_refused_addresses(loop):
+    """Make loop.getaddrinfo resolve any host to two loopback addresses that both
+    refuse connections (a host with several addresses, without DNS)."""
+    port = closed_port()
+    infos = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port))
+             for ip in ("127.0.0.1", "127.0.0.2")]
+
+    resolve = loop.getaddrinfo
+
+    async def getaddrinfo(host, *args, **kwargs):
+        if host == "several.test":
+            return list(infos)
+        return await resolve(host, *args, **kwargs)     # sock_connect's own look-up
+
+    return mock.patch.object(loop, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.timeout(20)
+def test_refused_create_connection_exception_not_kept_alive(loop):
+    port = closed_port()
+    exc = failure(loop, lambda: loop.create_connection(asyncio.Protocol, "127.0.0.1", port))
+    assert isinstance(exc, ConnectionRefusedError)
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("all_errors", [False, True])
+@pytest.mark.parametrize("happy_eyeballs_delay", [None, 0.05])
+def test_create_connection_to_several_addresses_exception_not_kept_alive(
+        loop, reference, happy_eyeballs_delay, all_errors):
+    if all_errors and reference and sys.version_info < (3, 12):
+        pytest.skip("asyncio has create_connection(all_errors=) since 3.12")
+    extra = {"all_errors": True} if all_errors else {}
+    with two_refused_addresses(loop):
+        exc = failure(loop, lambda: loop.create_connection(
+            asyncio.Protocol, "several.test", 80, happy_eyeballs_delay=happy_eyeballs_delay,
+            **extra))
+    if all_errors:
+        assert isinstance(exc, ExceptionGroup)
+        assert [type(e) for e in exc.exceptions] == [ConnectionRefusedError] * 2
+    else:
+        assert "Multiple exceptions" in str(exc)
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+def test_create_connection_bind_failure_exception_not_kept_alive(loop):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        exc = failure(loop, lambda: loop.create_connection(
+            asyncio.Protocol, "127.0.0.1", taken.getsockname()[1],
+            local_addr=taken.getsockname()))
+    assert exc.errno == errno.EADDRINUSE
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+def test_resolution_failure_exception_not_kept_alive(loop):
+    # An IPv6 literal asked for as IPv4: getaddrinfo fails without any DNS query.
+    exc = failure(loop, lambda: loop.create_connection(
+        asyncio.Protocol, "::1", 80, family=socket.AF_INET))
+    assert isinstance(exc, socket.gaierror)
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+def test_create_server_bind_failure_exception_not_kept_alive(loop):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        exc = failure(loop, lambda: loop.create_server(
+            asyncio.Protocol, ["127.0.0.2", "127.0.0.1"], port))
+    assert exc.errno == errno.EADDRINUSE
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+def test_sock_connect_refused_exception_not_kept_alive(loop):
+    port = closed_port()
+    with socket.socket() as sock:
+        sock.setblocking(False)
+        exc = failure(loop, lambda: loop.sock_connect(sock, ("127.0.0.1", port)))
+    assert isinstance(exc, ConnectionRefusedError)
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+def test_create_unix_connection_failure_exception_not_kept_alive(loop, tmp_path):
+    exc = failure(loop, lambda: loop.create_unix_connection(
+        asyncio.Protocol, str(tmp_path / "nobody.sock")))
+    assert isinstance(exc, FileNotFoundError)
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+def test_open_connection_refused_exception_not_kept_alive(loop):
+    port = closed_port()
+    exc = failure(loop, lambda: asyncio.open_connection("127.0.0.1", port))
+    assert isinstance(exc, ConnectionRefusedError)
+    assert_not_kept_alive(exc)
+
+
+# asyncio before 3.13: the frame of sslproto's _on_handshake_complete, in the
+# traceback, still refers to the handshake's exception.
+SSLPROTO_FRAME_KEEPS_EXC = pytest.mark.reference_bug(
+    "sslproto._on_handshake_complete's frame keeps the exception",
+    [(3, minor, patch) for minor in (11, 12) for patch in range(30)])
+
+
+def failed_tls_handshake(loop, pki, connect):
+    """The exception of connect(port, untrusting_context) to a TLS server whose
+    certificate the client cannot verify."""
+    server = loop.run_until_complete(loop.create_server(
+        asyncio.Protocol, "127.0.0.1", 0, ssl=pki.server_context()))
+    try:
+        port = server.sockets[0].getsockname()[1]
+        untrusting = ssl.create_default_context()     # does not know the test CA
+        return failure(loop, lambda: connect(port, untrusting))
+    finally:
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+
+
+@pytest.mark.timeout(30)
+@SSLPROTO_FRAME_KEEPS_EXC
+def test_tls_handshake_failure_exception_not_kept_alive(loop, pki):
+    exc = failed_tls_handshake(loop, pki, lambda port, ctx: loop.create_connection(
+        asyncio.Protocol, "127.0.0.1", port, ssl=ctx, server_hostname="localhost"))
+    assert isinstance(exc, ssl.SSLCertVerificationError)
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(30)
+@SSLPROTO_FRAME_KEEPS_EXC
+def test_start_tls_failure_exception_not_kept_alive(loop, pki):
+    transports = []
+
+    async def upgrade(port, ctx):
+        transport, protocol = await loop.create_connection(
+            asyncio.Protocol, "127.0.0.1", port)
+        transports.append(transport)
+        await loop.start_tls(transport, protocol, ctx, server_hostname="localhost")
+
+    exc = failed_tls_handshake(loop, pki, upgrade)
+    transports.pop().close()
+    assert isinstance(exc, ssl.SSLCertVerificationError)
+    assert_not_kept_alive(exc)
+
+
 # ---------------------------------------------------------------- TimerHandle.when()
 
 def test_call_at_int_when_stays_int(loop):
@@ -169,5 +348,3 @@ def test_timer_handle_when_hash_and_order_with_int(loop):
     finally:
         a.cancel()
         b.cancel()
-
-
