@@ -348,3 +348,38 @@ def test_timer_handle_when_hash_and_order_with_int(loop):
     finally:
         a.cancel()
         b.cancel()
+
+
+# ---------------------------------------------------------------- a patched loop.time
+
+@pytest.mark.timeout(10)
+def test_timers_follow_a_patched_loop_time(loop):
+    fired = []
+
+    async def main():
+        real_now = loop.time()
+        loop.call_later(1000, fired.append, "due")
+        with mock.patch.object(loop, "time", return_value=real_now + 2000):
+            late = loop.call_later(10, fired.append, "late")
+            assert late.when() == real_now + 2010
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert fired == ["due"]
+            late.cancel()
+        # The real clock again: a timer 1000 s ahead waits.
+        loop.call_later(1000, fired.append, "never")
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert fired == ["due"]
+
+
+@pytest.mark.timeout(10)
+def test_patched_loop_time_makes_an_idle_loop_run_its_timer(loop):
+    # Nothing but the timer is pending: the loop must not block for the 1000 s the
+    # real clock says are left, since the patched clock says the timer is due.
+    fired = loop.create_future()
+    loop.call_later(1000, fired.set_result, "due")
+    with mock.patch.object(loop, "time", return_value=loop.time() + 2000):
+        assert loop.run_until_complete(fired) == "due"

@@ -58,6 +58,10 @@ cdef class CoreLoop:
         int _wake_fd
         uint64_t _fork_gen
         object _task_factory
+        # What the timers read instead of the monotonic clock when loop.time is
+        # replaced (mock.patch.object(loop, "time", ...), or a subclass's time()), as
+        # asyncio's scheduler reads self.time(); None: not replaced.
+        object _clock
         object _old_agen_hooks
         public double slow_callback_duration
         int64_t _run_started_ns
@@ -93,6 +97,7 @@ cdef class CoreLoop:
         self._open_wakeup()
         self._closed = False
         self._debug = _aio_coroutines._is_debug_mode()
+        self._clock_changed()
 
     def __dealloc__(self):
         ready_free(&self.ready)
@@ -431,7 +436,7 @@ cdef class CoreLoop:
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError('delay must not be None')
-        return self._call_at(monotonic_now() + <double>delay, callback, args, context)
+        return self._call_at(self._now() + <double>delay, callback, args, context)
 
     def call_at(self, when, callback, *args, context=None):
         if when is None:
@@ -461,6 +466,30 @@ cdef class CoreLoop:
 
     def time(self):
         return monotonic_now()
+
+    cdef inline double _now(self) except? -1:
+        if self._clock is None:
+            return monotonic_now()
+        return self._clock()
+
+    # Replacing loop.time is seen when it happens, so the timers cost one test per
+    # read of the clock, not a lookup of an instance attribute.
+
+    def __setattr__(self, name, value):
+        PyObject_GenericSetAttr(self, name, <PyObject *>value)
+        if name == "time":
+            self._clock_changed()
+
+    def __delattr__(self, name):
+        PyObject_GenericSetAttr(self, name, NULL)
+        if name == "time":
+            self._clock_changed()
+
+    cdef _clock_changed(self):
+        clock = self.time
+        if type(self).time is CoreLoop.time and "time" not in getattr(self, "__dict__", ()):
+            clock = None
+        self._clock = clock
 
     # ---- running ----------------------------------------------------------------
 
@@ -526,7 +555,7 @@ cdef class CoreLoop:
         if self.ready.count or self._stopping:
             timeout = 0
         elif self.timers.len:
-            timeout = self.timers.items[0].when - monotonic_now()
+            timeout = self.timers.items[0].when - self._now()
             if timeout < 0:
                 timeout = 0
         else:
@@ -537,7 +566,7 @@ cdef class CoreLoop:
             self._poll(timeout)
 
         if self.timers.len:
-            end = monotonic_now() + _CLOCK_RESOLUTION
+            end = self._now() + _CLOCK_RESOLUTION
             while self.timers.len and self.timers.items[0].when < end:
                 p = heap_pop(&self.timers)
                 th = <TimerHandle>p
