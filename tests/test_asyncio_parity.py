@@ -141,6 +141,80 @@ def test_fd_reused_after_close_is_watched_afresh(loop):
         assert loop.remove_reader(c) is True
 
 
+# ---------------------------------------------------------------- sock_* on a socket closed meanwhile
+
+@pytest.fixture
+def op_holds_the_file(request, backend):
+    """On io_uring a sock_* operation in flight (IORING_OP_RECV/SEND/ACCEPT or a
+    poll) holds a reference to the file until it completes or is cancelled, so a
+    socket closed under it stays open in the kernel until then
+    (docs/api-contract.md, "Differences from asyncio")."""
+    request.applymarker(pytest.mark.xfail(
+        backend == "io_uring", strict=True,
+        reason="io_uring: an operation in flight keeps the closed socket's file"))
+
+
+def start(loop, coro):
+    task = loop.create_task(coro)
+    spin(loop)                           # waiting in the kernel
+    assert not task.done()
+    return task
+
+
+def cancel(loop, task):
+    task.cancel()
+    loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+
+
+@pytest.mark.timeout(10)
+def test_socket_closed_during_sock_recv_is_closed_for_the_peer(loop, op_holds_the_file):
+    a, b = socket.socketpair()
+    with b:
+        a.setblocking(False)
+        b.settimeout(2)
+        task = start(loop, loop.sock_recv(a, 10))
+        a.close()
+        assert b.recv(1) == b""
+        cancel(loop, task)
+
+
+@pytest.mark.timeout(10)
+def test_socket_closed_during_sock_recv_into_is_closed_for_the_peer(loop, op_holds_the_file):
+    a, b = socket.socketpair()
+    with b:
+        a.setblocking(False)
+        b.settimeout(2)
+        task = start(loop, loop.sock_recv_into(a, bytearray(10)))
+        a.close()
+        assert b.recv(1) == b""
+        cancel(loop, task)
+
+
+@pytest.mark.timeout(10)
+def test_socket_closed_during_sock_sendall_is_closed_for_the_peer(loop, op_holds_the_file):
+    a, b = socket.socketpair()
+    with b:
+        a.setblocking(False)
+        task = start(loop, loop.sock_sendall(a, b"x" * (16 << 20)))
+        a.close()
+        b.settimeout(2)
+        while b.recv(1 << 20):           # what was sent, then EOF
+            pass
+        cancel(loop, task)
+
+
+@pytest.mark.timeout(10)
+def test_listener_closed_during_sock_accept_refuses_connections(loop, op_holds_the_file):
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    address = listener.getsockname()
+    task = start(loop, loop.sock_accept(listener))
+    listener.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(address, timeout=2).close()
+    cancel(loop, task)
+
+
 # ---------------------------------------------------------------- exceptions of failures
 
 def failure(loop, make_coro, timeout=10):
@@ -270,6 +344,12 @@ def test_open_connection_refused_exception_not_kept_alive(loop):
     assert_not_kept_alive(exc)
 
 
+# asyncio (3.11 to 3.13) keeps these exceptions alive itself: create_datagram_endpoint
+# raises exceptions[0] of a list its frame keeps, sock_recv awaits a future its frame keeps.
+STDLIB_KEEPS_EXC = pytest.mark.reference_bug(
+    "the raising frame keeps a list or future holding the exception",
+    [(3, minor, patch) for minor in (11, 12, 13) for patch in range(30)])
+
 # asyncio before 3.13: the frame of sslproto's _on_handshake_complete, in the
 # traceback, still refers to the handshake's exception.
 SSLPROTO_FRAME_KEEPS_EXC = pytest.mark.reference_bug(
@@ -314,6 +394,78 @@ def test_start_tls_failure_exception_not_kept_alive(loop, pki):
     exc = failed_tls_handshake(loop, pki, upgrade)
     transports.pop().close()
     assert isinstance(exc, ssl.SSLCertVerificationError)
+    assert_not_kept_alive(exc)
+
+
+def reset_pair():
+    """A connected TCP pair whose server side was reset (RST sent on close)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    server.close()
+    client.setblocking(False)
+    return client
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("op", ["sock_recv", "sock_sendall"])
+def test_sock_op_on_reset_connection_exception_not_kept_alive(loop, op):
+    with reset_pair() as client:
+        if op == "sock_recv":
+            exc = failure(loop, lambda: loop.sock_recv(client, 10))
+        else:
+            exc = failure(loop, lambda: loop.sock_sendall(client, b"x" * 100))
+    assert isinstance(exc, ConnectionResetError)
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+@STDLIB_KEEPS_EXC
+def test_sock_recv_waiting_then_reset_exception_not_kept_alive(loop):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    with client:
+        client.setblocking(False)
+
+        async def recv_then_reset():
+            task = loop.create_task(loop.sock_recv(client, 10))
+            await asyncio.sleep(0.05)                    # waiting in the kernel
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                              b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            server.close()
+            return await task
+
+        exc = failure(loop, recv_then_reset)
+    assert isinstance(exc, ConnectionResetError)
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+@STDLIB_KEEPS_EXC
+def test_datagram_bind_failure_exception_not_kept_alive(loop):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        exc = failure(loop, lambda: loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=taken.getsockname()))
+    assert exc.errno == errno.EADDRINUSE
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+def test_unix_server_bind_failure_exception_not_kept_alive(loop, tmp_path):
+    path = tmp_path / "taken"
+    path.write_text("")                  # not a socket: left in place, bind fails
+    exc = failure(loop, lambda: loop.create_unix_server(asyncio.Protocol, str(path)))
+    assert exc.errno == errno.EADDRINUSE
+    assert_not_kept_alive(exc)
+
+
+@pytest.mark.timeout(20)
+def test_subprocess_exec_failure_exception_not_kept_alive(loop, tmp_path):
+    exc = failure(loop, lambda: asyncio.create_subprocess_exec(str(tmp_path / "missing")))
+    assert isinstance(exc, FileNotFoundError)
     assert_not_kept_alive(exc)
 
 
