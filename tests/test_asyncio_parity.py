@@ -1,9 +1,11 @@
 """Behaviours where real libraries rely on the stdlib loop's exact semantics.
 
 Each test asserts what asyncio does (it passes with RINGLOOP_TEST_REFERENCE=asyncio):
-watches of a file closed behind the loop's back, exceptions of failed operations
-not kept alive by the frames that collected them, TimerHandle.when() of an int, and
-timers that follow a patched loop.time().
+watches of a file closed behind the loop's back (add_reader/add_writer, sock_*
+operations), exceptions of failed operations not kept alive by the frames that
+collected them, TimerHandle.when() of an int, and timers that follow a patched
+loop.time(). Where ringloop knowingly differs, the test says so with a marker
+(docs/api-contract.md, "Differences from asyncio").
 """
 import asyncio
 import errno
@@ -80,12 +82,32 @@ def test_remove_watch_of_socket_closed_while_loop_ran(loop, direction):
 
 
 @pytest.mark.timeout(10)
-def test_remove_reader_of_closed_socket_never_watched(loop):
+@pytest.mark.parametrize("method", ["add_reader", "add_writer", "remove_reader", "remove_writer"])
+def test_watch_calls_on_closed_socket_never_watched(loop, method):
     a, b = socket.socketpair()
     a.close()
     b.close()
+    args = (lambda: None,) if method.startswith("add") else ()
     with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
-        loop.remove_reader(a)
+        getattr(loop, method)(a, *args)
+
+
+@pytest.mark.timeout(10)
+def test_remove_reader_of_closed_socket_beside_a_transport(loop):
+    # With a transport open the loop checks that the fd is not a transport's first
+    # (asyncio's _ensure_fd_no_transport): a closed socket's -1 is no transport's.
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    with b, d:
+        transport, _ = loop.run_until_complete(
+            loop.connect_accepted_socket(asyncio.Protocol, c))
+        try:
+            loop.add_reader(a, lambda: None)
+            a.close()
+            assert loop.remove_reader(a) is True
+        finally:
+            transport.close()
+            spin(loop)
 
 
 @pytest.mark.timeout(10)
