@@ -189,24 +189,14 @@ def cancel(loop, task):
 
 
 @pytest.mark.timeout(10)
-def test_socket_closed_during_sock_recv_is_closed_for_the_peer(loop, op_holds_the_file):
+@pytest.mark.parametrize("op", ["sock_recv", "sock_recv_into"])
+def test_socket_closed_during_sock_recv_is_closed_for_the_peer(loop, op_holds_the_file, op):
     a, b = socket.socketpair()
     with b:
         a.setblocking(False)
         b.settimeout(2)
-        task = start(loop, loop.sock_recv(a, 10))
-        a.close()
-        assert b.recv(1) == b""
-        cancel(loop, task)
-
-
-@pytest.mark.timeout(10)
-def test_socket_closed_during_sock_recv_into_is_closed_for_the_peer(loop, op_holds_the_file):
-    a, b = socket.socketpair()
-    with b:
-        a.setblocking(False)
-        b.settimeout(2)
-        task = start(loop, loop.sock_recv_into(a, bytearray(10)))
+        arg = 10 if op == "sock_recv" else bytearray(10)
+        task = start(loop, getattr(loop, op)(a, arg))
         a.close()
         assert b.recv(1) == b""
         cancel(loop, task)
@@ -309,9 +299,7 @@ def test_create_connection_to_several_addresses_exception_not_kept_alive(
 
 @pytest.mark.timeout(20)
 def test_create_connection_bind_failure_exception_not_kept_alive(loop):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
         exc = failure(loop, lambda: loop.create_connection(
             asyncio.Protocol, "127.0.0.1", taken.getsockname()[1],
             local_addr=taken.getsockname()))
@@ -330,12 +318,9 @@ def test_resolution_failure_exception_not_kept_alive(loop):
 
 @pytest.mark.timeout(20)
 def test_create_server_bind_failure_exception_not_kept_alive(loop):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with socket.create_server(("127.0.0.1", 0)) as taken:
         exc = failure(loop, lambda: loop.create_server(
-            asyncio.Protocol, ["127.0.0.2", "127.0.0.1"], port))
+            asyncio.Protocol, ["127.0.0.2", "127.0.0.1"], taken.getsockname()[1]))
     assert exc.errno == errno.EADDRINUSE
     assert_not_kept_alive(exc)
 
