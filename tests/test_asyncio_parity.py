@@ -163,6 +163,36 @@ def test_fd_reused_after_close_is_watched_afresh(loop):
         assert loop.remove_reader(c) is True
 
 
+@pytest.mark.timeout(10)
+@pytest.mark.ringloop_only("asyncio's selector finds the closed socket's key, which the "
+                           "transport's reader took over, and removes that reader")
+@pytest.mark.parametrize("by", ["object", "fd"])
+def test_remove_reader_of_closed_socket_leaves_a_transport_on_its_fd(loop, by):
+    a, b = socket.socketpair()
+    loop.add_reader(a if by == "object" else a.fileno(), lambda: None)
+    spin(loop)                           # registered in the kernel
+    a.close()                            # without remove_reader()
+    b.close()
+    c, d = socket.socketpair()
+    with d:
+        got = loop.create_future()
+
+        class Receiver(asyncio.Protocol):
+            def data_received(self, data):
+                got.set_result(data)
+
+        transport, _ = loop.run_until_complete(loop.connect_accepted_socket(Receiver, c))
+        try:
+            if by == "object":
+                with pytest.raises(ValueError):
+                    loop.remove_reader(a)    # a's watch is gone: the fd is the transport's
+            d.send(b"still read")
+            assert loop.run_until_complete(asyncio.wait_for(got, 5)) == b"still read"
+        finally:
+            transport.close()
+            spin(loop)
+
+
 # ---------------------------------------------------------------- sock_* on a socket closed meanwhile
 
 @pytest.fixture

@@ -134,6 +134,13 @@ cdef class CoreLoop:
         if w.writer is not None:
             want |= POLLOUT
         w.want = want
+        if w.fileobj is not None and not w.user():
+            # The user's file object leaves the watch. Closed without remove_reader(),
+            # its kernel entry went with it (epoll(7)) and the fd number may now be
+            # another file's (a transport's): have the backend register it afresh.
+            w.fileobj = None
+            if want:
+                w.kernel_mask = 0
         try:
             self._backend.update(self, w)
         except BaseException:
@@ -143,8 +150,6 @@ cdef class CoreLoop:
             self._n_user_watches += 1
         elif old != 0 and want == 0:
             self._n_user_watches -= 1
-        if want == 0:
-            w.fileobj = None
         if want == 0 and not w.registered and self.watch_at(w.fd) is w:
             self._watches[w.fd] = None
         return 0
@@ -267,7 +272,7 @@ cdef class CoreLoop:
         w = self.watch_at(fd)
         if not sock_wait and (w is None or w.want == 0):
             self._check_watchable(fd)
-        elif not sock_wait and w.fileobj is not None and w.fileobj is not fileobj:
+        elif not sock_wait and w.fileobj is not None and w.fileobj != fileobj:
             # Another object with the same fd number: the one watched may have been
             # closed without remove_reader(), its kernel entry gone with it (epoll(7)),
             # and the number reused. Register again rather than trust that entry.
@@ -275,7 +280,7 @@ cdef class CoreLoop:
         old = self._swap_handle(fd, writer, handle,
                                 WATCH_ONESHOT if sock_wait else WATCH_USER)
         if not sock_wait:
-            (<FdWatch>self._watches[fd]).fileobj = None if isinstance(fileobj, int) else fileobj
+            (<FdWatch>self._watches[fd]).fileobj = fileobj
         if old is not None:
             (<Handle>old).cancel()
         return handle

@@ -36,9 +36,9 @@ cdef class FdWatch:
         # Set during an update by a watcher that closes the fd only after the loop's
         # next kernel wait: a cancel of its poll can wait for that wait's submission.
         bint close_later
-        # The file object (not an int) add_reader/add_writer was given (asyncio's
-        # SelectorKey.fileobj), so remove_reader/remove_writer find the watch of a
-        # socket closed since.
+        # What add_reader/add_writer was given (asyncio's SelectorKey.fileobj), so
+        # remove_reader/remove_writer find the watch of a socket closed since; None
+        # when no handle of the watch is the user's.
         object fileobj
 
     def __cinit__(self, int fd):
