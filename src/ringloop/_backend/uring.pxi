@@ -166,6 +166,7 @@ cdef class UringBackend(Backend):
         list free_slots
         Py_ssize_t n_ops         # Ops in flight
         EpollBackend user_polls  # the add_reader/add_writer watches
+        dict user_watches        # fd -> FdWatch, those in user_polls
         bint user_polls_armed    # the ring polls user_polls' epoll fd
         io_uring_cqe *cqes[CQE_BATCH]
 
@@ -176,6 +177,7 @@ cdef class UringBackend(Backend):
         self.free_slots = []
         self._open()
         self.user_polls = EpollBackend()
+        self.user_watches = {}
 
     cdef _open(self):
         cdef int ret = rl_ring_init(&self.r, RING_ENTRIES)
@@ -210,10 +212,12 @@ cdef class UringBackend(Backend):
         # Puts w in (or takes it out of) user_polls; False: the ring polls w itself.
         if not w.user():
             self.user_polls.forget(w)   # its add_reader/add_writer handles are gone
+            self.user_watches.pop(w.fd, None)
             return w.want == 0
         if w.armed:
             self._cancel_poll(w)        # a sock_* wait's poll, from before add_reader
         self.user_polls.update(loop, w)
+        self.user_watches[w.fd] = w
         if not self.user_polls_armed:
             self._arm_user_polls()
         return True
@@ -229,11 +233,29 @@ cdef class UringBackend(Backend):
         # Some add_reader/add_writer fd is ready (or the poll was cancelled: ring
         # teardown). Collect the epoll events and poll again: a one-shot poll checks
         # readiness when armed, so events the callbacks leave pending wake it again.
+        cdef FdWatch w = self._sole_user_watch()
         self.user_polls_armed = False
-        if res != -ECANCELED:
+        if res == -ECANCELED:
+            pass
+        elif w is not None and res > 0:
+            loop.fd_ready(w, w.want)
+        else:
             self.user_polls.wait(loop, 0)
         self._arm_user_polls()
         return 0
+
+    cdef FdWatch _sole_user_watch(self):
+        # The only watch in user_polls, if it wants one direction: the epoll fd is
+        # readable only while that fd is ready for it or in error (eventpoll.c checks
+        # the readiness of each queued entry again when polled), so the event needs
+        # no epoll_wait to be known.
+        cdef FdWatch w
+        if len(self.user_watches) != 1:
+            return None
+        for w in self.user_watches.values():
+            if w.want == POLLIN or w.want == POLLOUT:
+                return w
+        return None
 
     cdef int _cancel_poll(self, FdWatch w) except -1:
         cdef io_uring_sqe *sqe = self._sqe()
@@ -545,6 +567,7 @@ cdef class UringBackend(Backend):
         # After fork() the epoll instance is shared with the parent: a new one.
         self.user_polls.close(loop)
         self.user_polls = EpollBackend()
+        self.user_watches = {}
         self.user_polls_armed = False
         for w in loop.iter_watches():
             (<FdWatch>w).armed = False
