@@ -36,6 +36,8 @@ cdef class FdWatch:
         # Set during an update by a watcher that closes the fd only after the loop's
         # next kernel wait: a cancel of its poll can wait for that wait's submission.
         bint close_later
+        int epfd                # io_uring: the epoll instance an add_reader/add_writer
+                                # watch is polled through (uring.pxi), or -1
         # What add_reader/add_writer was given (asyncio's SelectorKey.fileobj), so
         # remove_reader/remove_writer find the watch of a socket closed since; None
         # when no handle of the watch is the user's.
@@ -43,9 +45,10 @@ cdef class FdWatch:
 
     def __cinit__(self, int fd):
         self.fd = fd
+        self.epfd = -1
 
     cdef inline bint user(self):
-        # Some handle came from add_reader/add_writer (io_uring watches it by epoll).
+        # Some handle came from add_reader/add_writer (io_uring polls it through epoll).
         return ((self.reader is not None and self.reader_mode == WATCH_USER)
                 or (self.writer is not None and self.writer_mode == WATCH_USER))
 

@@ -61,7 +61,12 @@ cdef class EpollBackend(Backend):
         if w.want == w.kernel_mask and (w.want == 0 or oneshot == w.kernel_oneshot):
             return 0        # also: a one-shot entry the kernel disarmed stays kept
         if w.want == 0:
-            return self.forget(w)
+            # The fd may already be closed (the kernel then dropped it): not an error,
+            # as in selectors.EpollSelector.unregister.
+            epoll_ctl(self.epfd, EPOLL_CTL_DEL, w.fd, &ev)
+            w.kernel_mask = 0
+            w.registered = False
+            return 0
         ev.events = w.want | (EPOLLONESHOT if oneshot else 0)
         ev.data.u64 = <uint64_t>w.fd
         op = EPOLL_CTL_MOD if w.registered else EPOLL_CTL_ADD
@@ -76,16 +81,6 @@ cdef class EpollBackend(Backend):
         w.kernel_mask = w.want
         w.kernel_oneshot = oneshot
         w.registered = True
-        return 0
-
-    cdef int forget(self, FdWatch w) except -1:
-        # The fd may already be closed (the kernel then dropped it): not an error,
-        # as in selectors.EpollSelector.unregister.
-        cdef epoll_event ev
-        if w.registered:
-            epoll_ctl(self.epfd, EPOLL_CTL_DEL, w.fd, &ev)
-        w.kernel_mask = 0
-        w.registered = False
         return 0
 
     cdef int _rearm_fired(self, CoreLoop loop) except -1:
