@@ -32,6 +32,10 @@ cdef class CoreLoop:
         int _wake_fd
         uint64_t _fork_gen
         object _task_factory
+        # What the timers read instead of the monotonic clock when loop.time is
+        # replaced (mock.patch.object(loop, "time", ...), or a subclass's time()), as
+        # asyncio's scheduler reads self.time(); None: not replaced.
+        object _clock
         object _old_agen_hooks
         public double slow_callback_duration
         int64_t _run_started_ns
@@ -79,11 +83,15 @@ cdef class CoreLoop:
     cdef int _apply_interest(self, FdWatch w) except -1
     cdef _open_wakeup(self)
     cdef int _fd_from(self, fileobj) except -1
+    cdef int _watched_fd(self, fileobj) except -1
     cdef int _check_watchable(self, int fd) except -1
     cdef object _swap_handle(self, int fd, bint writer, handle, unsigned char mode=*)
     cdef bint _clear_watch_handle(self, fileobj, bint writer) except -1
     cdef int _debug_checks(self, callback, str method, bint thread) except -1
     cdef TimerHandle _call_at(self, double when, callback, tuple args, context)
+    # The loop's clock: monotonic, or loop.time where it was replaced (_clock).
+    cdef inline double _now(self) except? -1
+    cdef _clock_changed(self)
     cdef int _drop_cancelled_timers(self) except -1
     cdef int _poll(self, double timeout) except -1
     cdef int _run_once(self) except -1

@@ -166,6 +166,7 @@ class NetworkMixin(LoopPart):
             transport.close()
             connection_made.cancel()
             resume.cancel()
+            waiter = None       # as in _create_connection_transport
             raise
         return ssl_protocol._app_transport
 
@@ -187,7 +188,14 @@ class NetworkMixin(LoopPart):
                 ssl_shutdown_timeout=ssl_shutdown_timeout)
         else:
             transport = self._make_socket_transport(sock, protocol, waiter)
-        await _connected(waiter, transport)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            # The waiter holds the exception, and this frame (in its traceback) the
+            # waiter: drop it, so the exception is not kept alive by a cycle.
+            waiter = None
+            raise
         return transport, protocol
 
     # ---- clients ------------------------------------------------------------------
@@ -235,6 +243,10 @@ class NetworkMixin(LoopPart):
             if sock is not None:
                 sock.close()
             raise
+        finally:
+            # The raised exception's traceback keeps this frame: let it not keep the
+            # lists that hold the exception (asyncio's base_events._connect_sock).
+            errors = mine = None
 
     async def create_connection(self, protocol_factory, host=None, port=None, *,
                                 ssl=None, family=0, proto=0, flags=0, sock=None,

@@ -6,9 +6,11 @@
 
 cdef enum:
     # How a watch's handle consumes readiness (FdWatch.reader_mode / writer_mode).
-    WATCH_LEVEL = 0      # add_reader/add_writer: level-triggered, as asyncio's selectors
+    WATCH_LEVEL = 0      # level-triggered, as asyncio's selectors (transports' writers, pipes)
     WATCH_ONESHOT = 1    # a sock_* operation: done after one event
     WATCH_DRAINS = 2     # a transport: reads until the fd would block, or asks again
+    WATCH_USER = 3       # add_reader/add_writer: level-triggered; the caller owns the fd
+                         # and may close it without removing the watch (FdWatch.user)
 
 
 cdef class FdWatch:
@@ -25,7 +27,13 @@ cdef class FdWatch:
         # Set during an update by a watcher that closes the fd only after the loop's
         # next kernel wait: a cancel of its poll can wait for that wait's submission.
         bint close_later
+        # What add_reader/add_writer was given (asyncio's SelectorKey.fileobj), so
+        # remove_reader/remove_writer find the watch of a socket closed since; None
+        # when no handle of the watch is the user's.
+        object fileobj
 
+    # Some handle came from add_reader/add_writer.
+    cdef inline bint user(self)
     # Every handle is a sock_* operation's wait, which ends after one event.
     cdef inline bint oneshot(self)
     # Only a reader that drains the fd (a transport) is watched.
@@ -59,6 +67,9 @@ cdef class Backend:
     # Whether the kernel keeps state for w's fd past its interest (want 0): the loop
     # then keeps w at its fd.
     cdef bint holds(self, FdWatch w) noexcept
+    # What the kernel has for w may be stale (its fd closed and the number reused):
+    # the next update registers w afresh.
+    cdef void reregister(self, FdWatch w) noexcept
     # w's interest (want, modes, handles) changed: bring the kernel in line, now or
     # before the next wait.
     cdef int update(self, CoreLoop loop, FdWatch w) except -1

@@ -14,6 +14,11 @@ cdef class FdWatch:
     def __cinit__(self, int fd):
         self.fd = fd
 
+    cdef inline bint user(self):
+        # Some handle came from add_reader/add_writer.
+        return ((self.reader is not None and self.reader_mode == WATCH_USER)
+                or (self.writer is not None and self.writer_mode == WATCH_USER))
+
     cdef inline bint oneshot(self):
         # Every handle is a sock_* operation's wait, which ends after one event
         # (epoll: EPOLLONESHOT, see epoll.pxi).
@@ -51,6 +56,9 @@ cdef class Backend:
         # Whether the kernel keeps state for w's fd that outlives its interest (want
         # 0): the loop then keeps w at its fd, for the backend to find it again.
         return False
+
+    cdef void reregister(self, FdWatch w) noexcept:
+        pass
 
     cdef bint owned_by_current_thread(self) noexcept:
         # Whether the calling thread is the one that submits to the kernel object:

@@ -67,6 +67,9 @@ cdef class EpollBackend(Backend):
     cdef bint holds(self, FdWatch w) noexcept:
         return (<EpollWatch>w).registered
 
+    cdef void reregister(self, FdWatch w) noexcept:
+        (<EpollWatch>w).kernel_mask = 0
+
     cdef int update(self, CoreLoop loop, FdWatch watch) except -1:
         cdef EpollWatch w = <EpollWatch>watch
         cdef epoll_event ev
