@@ -345,7 +345,7 @@ cdef class CoreLoop:
     cdef int _debug_checks(self, callback, str method, bint thread) except -1:
         if thread:
             self._check_thread()
-        if _aio_coroutines.iscoroutine(callback) or _aio_coroutines.iscoroutinefunction(callback):
+        if _is_coroutine_or_coroutine_function(callback):
             raise TypeError(f"coroutines cannot be used with {method}()")
         if not callable(callback):
             raise TypeError(f'a callable object was expected by {method}(), got {callback!r}')
