@@ -389,6 +389,7 @@ cdef class CoreLoop:
         if self._debug:
             self._debug_checks(callback, 'call_soon_threadsafe', False)
         h = self._new_handle(callback, args, context)
+        h._ts_state = TS_PENDING
         ready_push_new(&self.ready, h, context is None)
         # Only a loop blocked in the kernel needs waking; a running one will see the
         # queue before it next decides how long to wait (see _poll).
