@@ -30,9 +30,16 @@ def _make_new_loops_ringloops():
     if not _policy.POLICIES_DEPRECATED:
         ringloop.install()      # also covers asyncio.get_event_loop()'s implicit loop
         return
-    # Without policies: asyncio.run() and asyncio.Runner() without a loop_factory make
-    # their loop with asyncio.events.new_event_loop() (asyncio/runners.py), which
-    # asyncio.new_event_loop() is too.
+    # Without policies: asyncio.run() and asyncio.Runner() get ringloop as their default
+    # loop_factory (a Runner with a factory leaves asyncio's default-loop machinery,
+    # the policy on 3.14, alone: asyncio/runners.py), and asyncio.new_event_loop() is
+    # ringloop's.
+
+    class Runner(asyncio.runners.Runner):
+        def __init__(self, *, debug=None, loop_factory=None):
+            super().__init__(debug=debug, loop_factory=loop_factory or ringloop.new_event_loop)
+
+    asyncio.runners.Runner = asyncio.Runner = Runner        # asyncio.run() uses it too
     asyncio.events.new_event_loop = asyncio.new_event_loop = ringloop.new_event_loop
 
 
