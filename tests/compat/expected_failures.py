@@ -16,8 +16,9 @@ Sections (all are dicts pattern -> reason):
 
 EXPECTED_FAILURES            fair on every Python and backend: a test of a
                              private asyncio attribute or of the stdlib loop's
-                             internals, or a feature that belongs to a later issue.
-EXPECTED_FAILURES_BY_PYTHON  {"3.12": {...}, "3.13": {...}}: only on that Python.
+                             internals.
+EXPECTED_FAILURES_BY_PYTHON  {"3.12": {...}, "3.14+": {...}}: only on that Python;
+                             "3.14+": on that one and every later one.
 EXPECTED_FAILURES_BY_BACKEND {"io_uring": {...}, "epoll": {...}}.
 ENVIRONMENT(_BY_PYTHON)      fails on the stdlib loop too on this machine; applies
                              to the baseline as well.
@@ -48,7 +49,7 @@ EXPECTED_FAILURES = {
     "test_events.Ringloop*EventLoopTests.test_create_server_multiple_hosts_ipv6":
         PRIVATE + "patches asyncio.base_events.socket (the socket module as "
         "base_events' create_server sees it) and mocks loop._start_serving",
-    # -- issue 3's modules.
+    # -- networking modules.
     # -- test_subprocess / test_unix_events: the stdlib loop's child watchers and
     # sendfile internals.
     "test_subprocess.GenericWatcherTests.test_create_subprocess_fails_with_inactive_watcher":
@@ -75,17 +76,6 @@ EXPECTED_FAILURES = {
     "test_events.Ringloop*EventLoopTests.test_timeout_rounding":
         PRIVATE + "wraps loop._run_once and reads loop._clock_resolution and "
         "loop._selector (BaseEventLoop internals; ringloop's run_once is C code)",
-    # GetEventLoopTestsMixin with the pure-Python hooks: the test swaps
-    # asyncio.events._set_running_loop/_get_running_loop for
-    # events._py__set_running_loop etc.  ringloop (like uvloop) binds asyncio's
-    # hook once at import, so the running loop is registered in the C registry
-    # and the swapped-in Python get_event_loop() cannot see it.
-    "test_events.TestPyGetEventLoop.test_get_event_loop_returns_running_loop":
-        PRIVATE + "swaps asyncio.events._set_running_loop for the pure-Python "
-        "_py__set_running_loop; ringloop binds the hook at import",
-    "test_events.TestPyGetEventLoop.test_get_event_loop_returns_running_loop2":
-        PRIVATE + "swaps asyncio.events._set_running_loop for the pure-Python "
-        "_py__set_running_loop; ringloop binds the hook at import",
 }
 
 EXPECTED_FAILURES_BY_PYTHON = {
