@@ -1106,6 +1106,37 @@ def test_streams_start_tls(loop, run, pki, sock_path, family):
     run(main())
 
 
+@pytest.mark.reference_bug("start_tls() leaves the ClientHello in the StreamReader "
+                           "(fixed by gh-142352 in later patch releases)",
+                           [(3, 11, 7), (3, 12, 1), (3, 13, 0)])
+def test_streams_start_tls_with_client_hello_already_buffered(loop, run, pki):
+    # The client starts TLS without waiting for an answer, so the server's reader has
+    # read the ClientHello along with the plain text before the server's start_tls().
+    sctx, cctx = pki.server_context(), pki.client_context()
+
+    async def handler(reader, writer):
+        assert await reader.readline() == b"STARTTLS\n"
+        await until(lambda: reader._buffer, what="the ClientHello in the reader")
+        await writer.start_tls(sctx)
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await asyncio.start_server(handler, HOST, 0)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.write(b"STARTTLS\n")
+        await writer.start_tls(cctx, server_hostname="localhost")
+        writer.write(b"ping\n")
+        assert await asyncio.wait_for(reader.readline(), 10) == b"PING\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+    run(main(), timeout=15)
+
+
 # ---------------------------------------------------------------- large transfers
 
 SIZE = 10 * 1024 * 1024
