@@ -750,6 +750,56 @@ def test_server_close_and_abort_seen_by_client(loop, run, pki, sock_path, family
     run(main())
 
 
+@pytest.mark.reference_bug("close() after the TLS shutdown waits for the write buffer "
+                           "to drain, without ssl_shutdown_timeout (changed in 3.14)",
+                           [(3, 11, 7), (3, 12, 1), (3, 13, 0)])
+@pytest.mark.parametrize("close_first", [True, False], ids=["close-then-eof", "eof-only"])
+def test_shutdown_timeout_after_eof_from_peer_that_does_not_read(loop, run, pki, close_first):
+    # The peer sends EOF but never reads what we still have queued: ssl_shutdown_timeout
+    # also bounds the wait for that queue to drain, whoever began the shutdown.
+    def peer_run(peer):
+        lsock.settimeout(10)
+        conn, _ = lsock.accept()
+        with pki.server_context().wrap_socket(conn, server_side=True) as tls:
+            peer.progress["handshake"] = True
+            peer.release.wait(15)              # until our send buffers are full
+            tls.shutdown(socket.SHUT_WR)       # EOF, and never a read
+            peer.progress["eof"] = True
+            peer.done_waiting = threading.Event()
+            peer.progress["stop"] = peer.done_waiting
+            peer.done_waiting.wait(15)
+
+    async def main():
+        tr, p = await tls_connect(loop, "tcp", lsock.getsockname(), lambda: Proto(loop),
+                                  pki.client_context(), ssl_shutdown_timeout=0.1)
+        try:
+            chunk = bytes(1 << 20)
+            for _ in range(64):
+                if p.paused:
+                    break
+                tr.write(chunk)
+                await asyncio.sleep(0)
+            assert p.paused, "the transport never paused writing"
+            if close_first:
+                tr.close()
+            peer.release.set()
+            exc = await asyncio.wait_for(p.lost, 10)
+        finally:
+            peer.release.set()
+            await until(lambda: "stop" in peer.progress)
+            peer.progress["stop"].set()
+            tr.abort()
+        assert isinstance(exc, TimeoutError)
+
+    lsock = tcp_listener()
+    peer = PeerThread(peer_run)
+    try:
+        run(main(), timeout=20)
+        run(peer.result())
+    finally:
+        lsock.close()
+
+
 @FAMILIES
 def test_shutdown_timeout_client(loop, run, pki, sock_path, family):
     # The peer finishes the handshake, then never answers close_notify: after
