@@ -22,6 +22,8 @@ EXPECTED_FAILURES_BY_PYTHON  {"3.12": {...}, "3.14+": {...}}: only on that Pytho
 EXPECTED_FAILURES_BY_BACKEND {"io_uring": {...}, "epoll": {...}}.
 ENVIRONMENT(_BY_PYTHON)      fails on the stdlib loop too on this machine; applies
                              to the baseline as well.
+EXPECTED_HANGS(_BY_PYTHON)   tests that would hang on ringloop: not run, counted
+                             as expected failures.
 TESTLOOP_KEEP                only for the diagnostic --testloop-as-real run
                              (TestLoop replaced by the loop under test): tests
                              that keep their TestLoop there, with the reason.
@@ -78,7 +80,27 @@ EXPECTED_FAILURES = {
         "loop._selector (BaseEventLoop internals; ringloop's run_once is C code)",
 }
 
+THREADSAFE_HANDLE = (PRIVATE + "asserts isinstance(handle, asyncio.events._ThreadSafeHandle), "
+                     "a private class; ringloop's handles are its compiled Handle. What the "
+                     "test checks besides (a cancel() or cancelled() from another thread "
+                     "waits for the running callback) ringloop does too: "
+                     "tests/test_callbacks.py::test_threadsafe_handle_*")
+LOOP_WATCHER = (PRIVATE + "reads loop._watcher, the stdlib loop's child watcher (3.14); "
+                "ringloop watches its children by pidfd itself")
+
 EXPECTED_FAILURES_BY_PYTHON = {
+    "3.14+": {
+        "test_events.Ringloop*EventLoopTests.test_call_soon_threadsafe_handle_block_check_cancelled":
+            THREADSAFE_HANDLE,
+        "test_events.Ringloop*EventLoopTests.test_call_soon_threadsafe_handle_block_cancellation":
+            THREADSAFE_HANDLE,
+        "test_events.Ringloop*EventLoopTests.test_call_soon_threadsafe_handle_cancel_other_thread":
+            THREADSAFE_HANDLE,
+        "test_subprocess.SubprocessPidfdWatcherTests.test_watcher_implementation": LOOP_WATCHER,
+        "test_subprocess.SubprocessThreadedWatcherTests.test_watcher_implementation": LOOP_WATCHER,
+        "test_subprocess.SubprocessThreadedWatcherTests.test_pid_not_reaped_before_exit_published":
+            LOOP_WATCHER,
+    },
 }
 
 EXPECTED_FAILURES_BY_BACKEND = {
@@ -98,6 +120,17 @@ TESTLOOP_KEEP = {
     "test_unix_events.Unix*PipeTransportTests.test_*":
         PRIVATE + "builds asyncio's own _UnixReadPipeTransport/_UnixWritePipeTransport, "
         "which call loop._add_reader/_remove_reader (BaseSelectorEventLoop internals)",
+}
+
+# Tests that would hang on ringloop until --test-timeout: not run, counted as
+# expected failures (never silently skipped), with the reason.
+EXPECTED_HANGS_BY_PYTHON = {
+    "3.14+": {
+        "test_unix_events.PidfdChildWatcherTests.test_pidfd_closed_when_waitpid_raises":
+            PRIVATE + "patches os.waitpid to raise and loops until the stdlib's pidfd "
+            "watcher has called it; ringloop reaps with waitid(P_PIDFD) and never calls "
+            "waitpid, so the test's `while not m.called` never ends",
+    },
 }
 
 KNOWN_BUGS = {
