@@ -1187,6 +1187,49 @@ def test_streams_start_tls_with_client_hello_already_buffered(loop, run, pki):
     run(main(), timeout=15)
 
 
+def test_start_tls_failed_verification_leaves_no_cycle(loop, run, pki):
+    # A start_tls() that fails (the server's certificate is not trusted) frees the
+    # plain transport by reference counting alone: no reference cycle keeps it.
+    import weakref
+    refs = []
+
+    class Client(asyncio.Protocol):       # keeps no reference to its transport
+        def __init__(self):
+            self.answer = loop.create_future()
+
+        def data_received(self, data):
+            if not self.answer.done():
+                self.answer.set_result(data)
+
+    async def main():
+        server = await loop.create_server(
+            lambda: StartTlsServer(loop, pki.server_context()), HOST, 0)
+        try:
+            tr, proto = await loop.create_connection(Client, *server.sockets[0].getsockname())
+            refs.append(weakref.ref(tr))
+            tr.write(b"STARTTLS\n")
+            assert await proto.answer == b"OK\n"     # the rest is TLS
+            try:
+                await loop.start_tls(tr, proto, ssl.create_default_context(),
+                                     server_hostname="localhost")
+            except ssl.SSLCertVerificationError:
+                refs.append("verification failed")
+            del tr, proto
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    gc.collect()
+    gc.disable()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+        alive = [r() is not None for r in refs[:1]]
+    finally:
+        gc.enable()
+    assert refs[1:] == ["verification failed"]
+    assert alive == [False]
+
+
 # ---------------------------------------------------------------- large transfers
 
 SIZE = 10 * 1024 * 1024

@@ -141,6 +141,10 @@ class NetworkMixin:
             transport.close()
             connection_made.cancel()
             resume.cancel()
+            # The exception's traceback holds this frame, and the waiter holds the
+            # exception: a cycle that would keep the transport alive until the next
+            # garbage collection.
+            waiter = None
             raise
         return ssl_protocol._app_transport
 
