@@ -290,6 +290,13 @@ def test_tcp_echo_and_extra_info(loop, run, pki):
         assert tr.get_extra_info("sockname")[0] == HOST
         assert tr.get_extra_info("socket").family == socket.AF_INET
         assert tr.get_extra_info("no such key", "default") == "default"
+        # asyncio's TLS transport exposes its protocol's read-pause flag (private,
+        # read by CPython's own tests).
+        assert tr._ssl_protocol._app_reading_paused is False
+        tr.pause_reading()
+        assert tr._ssl_protocol._app_reading_paused is True
+        tr.resume_reading()
+        assert tr._ssl_protocol._app_reading_paused is False
 
         sp = await f.get(0)
         sx = tls_extra(sp.transport)

@@ -128,7 +128,7 @@ cdef class _SSLProtocolCore:
         AppState _app_state
         int _conn_lost
         bint _ssl_writing_paused        # the socket transport paused us
-        bint _app_reading_paused        # the application paused reading
+        readonly bint _app_reading_paused   # the application paused reading (asyncio has it too)
         bint _ssl_reading_paused        # we paused the socket transport
         bint _eof_received
         bint _app_writing_paused        # we paused the application
