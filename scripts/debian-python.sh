@@ -109,9 +109,11 @@ mount_and_exec() {
     mount -t proc proc "$r/proc"
     mount --rbind /sys "$r/sys"
     mount --rbind /dev "$r/dev"              # with /dev/pts (ptys) and /dev/shm (multiprocessing)
-    mkdir -p "$r$root" "$r/tmp"
-    mount --bind "$root" "$r$root"
+    # /tmp first: the repository may itself live under /tmp.
+    mkdir -p "$r/tmp"
     mount -t tmpfs tmpfs "$r/tmp"
+    mkdir -p "$r$root"
+    mount --bind "$root" "$r$root"
     # The host's pip settings name host paths (PIP_FIND_LINKS: a local wheel folder that is
     # not in the chroot); the CA bundle path is the same on both sides.
     exec chroot "$r" /usr/bin/env -u PIP_FIND_LINKS PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
