@@ -22,7 +22,8 @@ ALIASES = {
     "ringloop": ["ringloop-io_uring", "ringloop-epoll"],
 }
 
-BASELINES = ("uvloop", "asyncio")
+# What ringloop is compared with, in the order of the reports' ratio columns.
+BASELINES = ("asyncio", "uvloop", "rloop")
 
 
 def expand(names):
@@ -43,8 +44,12 @@ def expand(names):
     return [name for name in IMPLEMENTATIONS if name in wanted]
 
 
+# Prefix of a column measured with another build of ringloop (--base: before/after).
+BASE = "base:"
+
+
 def is_ringloop(name):
-    return name.startswith("ringloop-")
+    return name.removeprefix(BASE).startswith("ringloop-")
 
 
 def _import(module):
@@ -88,7 +93,6 @@ def describe(name, loop):
     if module:
         mod = importlib.import_module(module)
         info["version"] = getattr(mod, "__version__", "?")
-        info["path"] = getattr(mod, "__file__", None)
     if is_ringloop(name):
         info["backend"] = getattr(loop, "backend_name", "?")
     elif name == "asyncio":

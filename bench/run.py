@@ -1,36 +1,31 @@
-"""ringloop benchmark harness.
+"""ringloop benchmark harness: one runner for every suite.
 
-    python bench/run.py core [--rounds N] [--quick] [--duration S]
-                             [--loops ringloop,asyncio,uvloop,rloop] [--bench a,b]
-                             [--json out.json]
+    python -m ringloop bench SUITE [options]      (= python bench/run.py SUITE ...)
+    python -m ringloop bench all [options]        every suite, one after the other
+    python -m ringloop bench report JSON... [--markdown] [--plot DIR] [--page FILE]
 
-Every measurement is one workload on one loop implementation in a fresh
-process (bench/worker.py) pinned to one CPU; a helper thread that produces work
-(call_soon_threadsafe) pins itself to a second CPU. Rounds are interleaved: in
-each round every benchmark is measured on every implementation, one after the
-other (A B C A B C ...), so slow drifts of the machine hit all implementations
-alike. The report gives the median of the rounds per implementation and the
-ratios of ringloop (both backends) to uvloop and asyncio.
+Suites: core (loop primitives, bench/core/), net (TCP echo servers in three
+styles, bench/net/), tls (TLS echo, bench/tls/), udp (UDP echo, bench/udp/).
 
-The first round calibrates, per benchmark and implementation, an operation
-count that takes about --duration seconds; later rounds reuse that count.
+Every measurement runs in a fresh process pinned to one CPU: for `core` one
+workload on one loop (bench/worker.py; a producer thread pins itself to a second
+CPU); for the server suites an echo server on one loop, or a C floor program,
+with a C load generator on the second CPU that reads the server's CPU time over
+its measuring window. Rounds are interleaved: in each round every row is measured
+on every implementation, one after the other (A B C A B C ...), so slow drifts of
+the machine hit all implementations alike. The report gives medians over the
+rounds and ratios of ringloop (both backends) to asyncio, uvloop and rloop; a
+measurement that another process disturbed is repeated (--retries).
 
-    python bench/run.py net [--rounds N] [--quick] [--duration S] [--warmup S]
-                            [--loops ...|none] [--bench a,b] [--style protocol,streams,sock]
-                            [--floors epoll,uring-poll,...|all]
-
-The net suite runs an echo server per style and implementation (plus the C
-floors on the `protocol` rows: bench/floor/echo_server.c over epoll and
-bench/floor/uring_echo_server.c over io_uring) in a fresh process pinned to --cpu, and the C
-load generator (bench/floor/loadgen.c) pinned to --producer-cpu for --warmup
-then --duration seconds. It reports the server's CPU time per message and the
-messages per second, with the same interleaved rounds, medians and ratios.
+`core` calibrates, in round 1, per workload and implementation, an operation
+count that takes about --duration seconds; later rounds reuse it. --base PATH
+measures every ringloop column once more, as base:..., with another build (before
+and after a change, in the same rounds). The published figures and how they are
+made: BENCHMARKS.md.
 """
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -38,284 +33,73 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cfloor  # noqa: E402
+import harness  # noqa: E402
 import loops  # noqa: E402
 import report  # noqa: E402
+import serve  # noqa: E402
 
-SUITES = ("core", "net")
-DEFAULT_ROUNDS = 5
-DEFAULT_DURATION = 0.8
-QUICK_ROUNDS = 3
-QUICK_DURATION = 0.2
-# net: seconds measured per run (after the warm-up), default and --quick
-NET_DURATION, NET_WARMUP = 2.0, 0.5
-NET_QUICK_DURATION, NET_QUICK_WARMUP = 0.5, 0.25
+SUITES = ("core", "net", "tls", "udp")
+DEFAULT_ROUNDS, QUICK_ROUNDS = 5, 3
+# seconds per timed run (server suites: measured window after the warm-up), default and --quick
+CORE_DURATION, CORE_QUICK_DURATION = 0.8, 0.2
+SERVER_DURATION, SERVER_QUICK_DURATION = 2.0, 0.5
+
+
+def server_suite(name):
+    """The ServerSuite of bench/<name>/__init__.py."""
+    import importlib
+
+    return importlib.import_module(name).SUITE
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("suite", nargs="?", default="core", choices=SUITES,
-                    help="benchmark suite (default: core)")
-    ap.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS}, "
-                                                 f"--quick: {QUICK_ROUNDS})")
-    ap.add_argument("--duration", type=float, help=f"seconds per timed run (default "
-                                                     f"{DEFAULT_DURATION}, --quick: {QUICK_DURATION}; "
-                                                     f"net: {NET_DURATION}, {NET_QUICK_DURATION})")
-    ap.add_argument("--warmup", type=float, help=f"net: seconds of load before the measured "
-                                                   f"window (default {NET_WARMUP}, --quick: "
-                                                   f"{NET_QUICK_WARMUP})")
-    ap.add_argument("--quick", action="store_true", help="few short rounds (about a minute)")
+    ap = argparse.ArgumentParser(prog="python -m ringloop bench",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("suite", choices=SUITES + ("all",), help="benchmark suite, or all")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"{QUICK_ROUNDS} rounds of short runs ({CORE_QUICK_DURATION:g} s; "
+                         f"server suites {SERVER_QUICK_DURATION:g} s after a short warm-up)")
+    ap.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS})")
+    ap.add_argument("--duration", type=float,
+                    help=f"seconds per timed run (default core {CORE_DURATION:g}, "
+                         f"server suites {SERVER_DURATION:g})")
+    ap.add_argument("--warmup", type=float, help="server suites: seconds of load before the "
+                                                 "measured window (default: the suite's)")
     ap.add_argument("--loops", default="ringloop,asyncio,uvloop,rloop",
                     help="comma-separated: asyncio, uvloop, rloop, ringloop (both backends), "
-                         "ringloop-io_uring, ringloop-epoll; net: none runs the C floors only")
-    ap.add_argument("--bench", help="comma-separated subset of the suite's benchmarks")
+                         "ringloop-io_uring, ringloop-epoll; server suites: none runs the C "
+                         "floors only")
+    ap.add_argument("--bench", help="comma-separated subset of the suite's workloads")
     ap.add_argument("--style", help="net: comma-separated subset of the server styles "
                                     "(protocol, streams, sock)")
-    ap.add_argument("--no-floor", action="store_true",
-                    help="do not run the C floor programs (bench/floor/)")
-    ap.add_argument("--floors", help="net: comma-separated C echo servers for the protocol rows "
-                                     "(keys of FLOORS in bench/net/__init__.py), or all "
-                                     "(default: its DEFAULT_FLOORS: the epoll floor, io_uring "
-                                     "poll and io_uring recv)")
-    ap.add_argument("--json", metavar="PATH", help="write raw numbers and summary as JSON")
-    ap.add_argument("--cpu", type=int, help="CPU for the loop (net: the server; "
-                                              "default: first allowed)")
+    ap.add_argument("--no-floor", action="store_true", help="run no C floor program")
+    ap.add_argument("--floors", help="server suites: comma-separated keys of the suite's "
+                                     "FLOORS (bench/<suite>/__init__.py), or all")
+    ap.add_argument("--json", metavar="PATH", help="write every round's result and the "
+                                                   "summary as JSON (a directory: PATH/SUITE.json)")
+    ap.add_argument("--plot", metavar="DIR", help="write DIR/SUITE.png: each loop's speed "
+                                                  "relative to uvloop")
+    ap.add_argument("--base", metavar="PATH",
+                    help="before/after: also measure each ringloop backend as a base: column "
+                         "with this other build (a checkout with its .venv, or an interpreter)")
+    ap.add_argument("--cpu", type=int, help="CPU of the loop or server (default: first allowed)")
     ap.add_argument("--producer-cpu", type=int,
-                    help="CPU for producer threads (net: the load generator; "
-                         "default: second allowed, if any)")
+                    help="CPU of core's producer thread or of the load generator "
+                         "(default: second allowed)")
     ap.add_argument("--retries", type=int, default=2,
-                    help="re-measure a CPU-bound run whose loop thread got < 90%% of its CPU "
-                         "(another process ran there) up to this many times (default 2)")
+                    help="measure again, up to this many times, a run that failed or that "
+                         "another process disturbed (it took more than "
+                         f"{1 - report.DISTURBED:.0%}% of its CPU)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds before a single measurement counts as hung")
     args = ap.parse_args(argv)
+    if args.base:
+        args.base = harness.base_python(args.base)
     if args.rounds is None:
         args.rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
-    if args.suite == "net":
-        if args.duration is None:
-            args.duration = NET_QUICK_DURATION if args.quick else NET_DURATION
-        if args.warmup is None:
-            args.warmup = NET_QUICK_WARMUP if args.quick else NET_WARMUP
-    if args.duration is None:
-        args.duration = QUICK_DURATION if args.quick else DEFAULT_DURATION
-    if args.rounds < 1 or args.duration <= 0:
+    if args.rounds < 1 or (args.duration is not None and args.duration <= 0):
         ap.error("--rounds must be >= 1 and --duration > 0")
     return args
-
-
-def pick_cpus(args):
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    cpu = args.cpu if args.cpu is not None else (allowed[0] if allowed else None)
-    producer = args.producer_cpu
-    if producer is None:
-        others = [c for c in allowed if c != cpu]
-        producer = others[0] if others else None
-    return cpu, producer
-
-
-def worker(argv, timeout):
-    """Run bench/worker.py with argv; return its JSON result (or an error dict)."""
-    cmd = [sys.executable, os.path.join(HERE, "worker.py")] + argv
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
-    lines = proc.stdout.strip().splitlines()
-    try:
-        result = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"ok": False, "error": f"exit {proc.returncode}: " + " / ".join(tail)}
-    if proc.returncode != 0 and result.get("ok", True):
-        result = {"ok": False, "error": f"exit {proc.returncode}"}
-    return result
-
-
-def with_retries(measure, cpu_bound, retries, share=None):
-    """Run measure(); while the loop thread of a CPU-bound workload got less than
-    DISTURBED of its CPU (another process ran there), measure again, up to
-    `retries` times, and keep the least disturbed attempt. `share(result)` says
-    how undisturbed a result is (default: the loop thread's share of wall time)."""
-    share = share or (lambda r: report.cpu_share(r) or 1.0)
-    best = measure()
-    attempts = 1
-    while cpu_bound and attempts <= retries and best.get("ok") and share(best) < report.DISTURBED:
-        attempts += 1
-        r = measure()
-        if r.get("ok") and share(r) > share(best):
-            best = r
-    best["attempts"] = attempts
-    return best
-
-
-def machine_info():
-    info = {
-        "nproc": os.cpu_count(),
-        "allowed_cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "python_impl": platform.python_implementation(),
-        "executable": sys.executable,
-    }
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu_model"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return info
-
-
-def probe_all(impls, log):
-    """Which implementations run here at all: (notes, available, info by impl)."""
-    notes, available, impl_info = [], [], {}
-    for impl in impls:
-        r = worker(["--probe", impl], timeout=60)
-        if r.get("ok"):
-            available.append(impl)
-            impl_info[impl] = {k: v for k, v in r.items() if k != "ok"}
-        else:
-            notes.append(f"{impl} skipped: {r.get('error')}")
-            log(f"skip {impl}: {r.get('error')}")
-    if not available:
-        raise SystemExit("no loop implementation available")
-    return notes, available, impl_info
-
-
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.suite == "net":
-        return main_net(args, argv)
-    import core
-
-    try:
-        impls = loops.expand(args.loops.split(","))
-    except ValueError as exc:
-        raise SystemExit(str(exc))
-    workloads = core.WORKLOADS
-    if args.bench:
-        names = [b.strip() for b in args.bench.split(",") if b.strip()]
-        unknown = [b for b in names if b not in core.BY_NAME]
-        if unknown:
-            raise SystemExit(f"unknown benchmark(s) {unknown} (known: {', '.join(core.BY_NAME)})")
-        workloads = [w for w in workloads if w.name in names]
-    cpu, producer_cpu = pick_cpus(args)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    started = time.monotonic()
-
-    notes, available, impl_info = probe_all(impls, log)
-
-    floors = [] if args.no_floor or not any(w.floor for w in workloads) else [cfloor.NAME]
-    columns = available + floors
-    results = {w.name: {impl: [] for impl in columns} for w in workloads}
-    counts = {}
-    for rnd in range(args.rounds):
-        for w in workloads:
-            for impl in available:
-                wargv = ["--suite", args.suite, "--bench", w.name, "--loop", impl,
-                         "--duration", str(args.duration), "--timeout", str(args.timeout)]
-                if cpu is not None:
-                    wargv += ["--cpu", str(cpu)]
-                if producer_cpu is not None:
-                    wargv += ["--producer-cpu", str(producer_cpu)]
-                if (w.name, impl) in counts:
-                    wargv += ["--count", str(counts[w.name, impl])]
-                r = with_retries(lambda: worker(wargv, timeout=args.timeout * 3 + 30),
-                                 w.cpu_bound, args.retries)
-                r["round"] = rnd
-                results[w.name][impl].append(r)
-                if r.get("ok"):
-                    # Later rounds reuse the count that makes one run about --duration long.
-                    counts.setdefault((w.name, impl),
-                                      max(1000, int(r["ops_per_s"] * args.duration)))
-                    log(f"[{rnd + 1}/{args.rounds}] {w.name:22} {impl:18} "
-                        f"{r['ops_per_s']:>14,.0f} {w.unit}/s")
-                else:
-                    log(f"[{rnd + 1}/{args.rounds}] {w.name:22} {impl:18} FAILED: {r.get('error')}")
-                    if r.get("traceback"):
-                        log(r["traceback"])
-            if floors and w.floor:
-                r = with_retries(lambda: cfloor.run(w.floor, args.duration, cpu,
-                                                    timeout=args.timeout), True, args.retries)
-                r["round"] = rnd
-                results[w.name][cfloor.NAME].append(r)
-                log(f"[{rnd + 1}/{args.rounds}] {w.name:22} {cfloor.NAME:18} "
-                    + (f"{r['ops_per_s']:>14,.0f} {w.unit}/s" if r.get("ok")
-                       else f"FAILED: {r.get('error')}"))
-    elapsed = time.monotonic() - started
-
-    for w in workloads:
-        for impl in columns:
-            failed = [r for r in results[w.name][impl] if not r.get("ok")]
-            if failed:
-                notes.append(f"{w.name} on {impl}: {len(failed)}/{args.rounds} rounds failed "
-                             f"({failed[0].get('error')})")
-
-    total, bad = report.disturbed(results, workloads)
-    retried = sum(r.get("attempts", 1) - 1 for by_impl in results.values()
-                  for rounds in by_impl.values() for r in rounds)
-    if retried:
-        notes.append(f"{retried} measurements were repeated because another process took CPU "
-                     f"{cpu} from the loop thread (--retries {args.retries})")
-    if bad:
-        notes.append(f"{len(bad)} of {total} kept measurements of CPU-bound benchmarks still ran "
-                     f"on a shared CPU (the loop thread got < {report.DISTURBED:.0%} of the wall "
-                     f"time; worst {min(b[3] for b in bad):.0%}), so their wall-clock rates are "
-                     f"low; the CPU-time table is steadier. Load average at the end: "
-                     f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    summary = report.summarize(results, columns)
-    units = {w.name: w.unit for w in workloads}
-    machine = machine_info()
-    command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-
-    out = [f"## ringloop bench: {args.suite}", "",
-           f"{machine.get('cpu_model', '?')}, {machine['nproc']} CPUs, Linux {machine['kernel']}, "
-           f"{machine['python_impl']} {machine['python']}; loop on CPU {cpu}, producer thread on "
-           f"CPU {producer_cpu}; {args.rounds} rounds x ~{args.duration:g} s, median; "
-           f"took {elapsed:.0f} s", "",
-           f"`{command}`", "",
-           report.main_table(summary, columns, units), "",
-           "Implementations: " + "; ".join(
-               f"{impl} {info.get('version', '')} ({info.get('backend', info.get('loop_type'))})"
-               .replace("  ", " ") for impl, info in impl_info.items()), "",
-           "Benchmarks:"]
-    out += [f"- `{w.name}`: {w.description}" for w in workloads]
-    if floors:
-        out += [f"- {cfloor.NAME}: the same work in C without Python (bench/floor/), where one exists"]
-    out += ["", "Loop-thread CPU time per operation (median over rounds; the ratios are "
-            "baseline CPU / ringloop CPU, > 1 is better):", "",
-            report.cpu_table(summary, columns), "",
-            "Spread of the wall-clock rates over the rounds:", "",
-            report.spread_table(summary, columns)]
-    counters = report.counters_table(results, available)
-    if counters:
-        out += ["", "ringloop `loop.stats()` over the median round, per 1000 operations:", "",
-                counters]
-    if notes:
-        out += ["", "Notes:"] + [f"- {n}" for n in notes]
-    print("\n".join(out))
-
-    if args.json:
-        data = {
-            "suite": args.suite,
-            "command": command,
-            "machine": machine,
-            "params": {"rounds": args.rounds, "duration": args.duration, "cpu": cpu,
-                       "producer_cpu": producer_cpu, "loops": available, "columns": columns},
-            "implementations": impl_info,
-            "benchmarks": {w.name: {"unit": w.unit, "description": w.description,
-                                    "params": w.params} for w in workloads},
-            "summary": summary,
-            "results": results,
-            "notes": notes,
-            "elapsed_s": elapsed,
-        }
-        with open(args.json, "w") as f:
-            json.dump(data, f, indent=1)
-        log(f"wrote {args.json}")
-    return 0
 
 
 def pick(items, wanted, what):
@@ -329,144 +113,240 @@ def pick(items, wanted, what):
     return [n for n in items if n in names]
 
 
-def main_net(args, argv):
-    """The net suite: echo servers by style x loop implementation, plus the C floor."""
-    import net
-    from net import measure
-
+def implementations(args, log, allow_none=False):
+    if allow_none and args.loops == "none":
+        return [], [], {}
     try:
-        impls = [] if args.loops == "none" else loops.expand(args.loops.split(","))
+        impls = loops.expand(args.loops.split(","))
     except ValueError as exc:
         raise SystemExit(str(exc))
-    workloads = [net.BY_NAME[n] for n in pick(net.BY_NAME, args.bench, "benchmark")]
-    wanted = None if args.floors == "all" else (args.floors or net.DEFAULT_FLOORS)
-    floor_keys = pick(net.FLOORS, wanted, "floor")
-    styles = pick(net.STYLES, args.style, "style")
-    cpu, loadgen_cpu = pick_cpus(args)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    started = time.monotonic()
-    notes, available, impl_info = probe_all(impls, log) if impls else ([], [], {})
-    floor = ([] if args.no_floor or net.FLOOR_STYLE not in styles
-             else [net.FLOORS[k][0] for k in floor_keys])
-    columns = available + floor
-    rows = {f"{w.name} {style}": (w, style) for w in workloads for style in styles}
-    results = {row: {impl: [] for impl in columns} for row in rows}
-    unsupported = {}  # (style, impl) -> why that server never echoed: not tried again
-    undisturbed = lambda r: r.get("undisturbed", 1.0)  # noqa: E731
+    if args.base:
+        impls += [loops.BASE + impl for impl in impls if loops.is_ringloop(impl)]
+    notes, available, info = harness.probe_all(impls, log, args.base)
+    if not available and not allow_none:
+        raise SystemExit("no loop implementation available")
+    return notes, available, info
 
-    for rnd in range(args.rounds):
-        for row, (w, style) in rows.items():
-            for impl in available + (floor if style == net.FLOOR_STYLE else []):
-                if (style, impl) in unsupported:
-                    r = {"ok": False, "skipped": True, "error": unsupported[style, impl]}
-                else:
-                    r = with_retries(lambda: measure.run(w, style, impl, args.duration,
-                                                         args.warmup, cpu, loadgen_cpu,
-                                                         args.timeout),
-                                     True, args.retries, undisturbed)
-                    if r.get("setup_failed"):
-                        unsupported[style, impl] = r["error"]
-                r["round"] = rnd
-                results[row][impl].append(r)
-                head = f"[{rnd + 1}/{args.rounds}] {row:24} {impl:18}"
-                if r.get("ok"):
-                    log(f"{head} {r['ops_per_s']:>10,.0f} {w.unit}/s "
-                        f"{r['loop_cpu_ns'] / r['ops'] / 1e3:7.2f} us/{w.unit[:-1]}  "
-                        f"server {r['server_busy']:.0%} loadgen {r['loadgen_busy']:.0%}")
-                elif r.get("skipped"):
-                    log(f"{head} skipped (failed before)")
-                else:
-                    log(f"{head} FAILED: {r.get('error')}")
+
+def run_core(args, log):
+    import core
+
+    duration = args.duration or (CORE_QUICK_DURATION if args.quick else CORE_DURATION)
+    workloads = [core.BY_NAME[n] for n in pick(core.BY_NAME, args.bench, "benchmark")]
+    cpu, producer_cpu = harness.pick_cpus(args.cpu, args.producer_cpu)
+    notes, available, impl_info = implementations(args, log)
+    floors = [] if args.no_floor or not any(w.floor for w in workloads) else [cfloor.NAME]
+    counts = {}  # (workload, impl) -> the count round 1 calibrated
+    share = lambda r: report.cpu_share(r) or 1.0  # noqa: E731
+
+    def measure(name, impl, rnd):
+        w = core.BY_NAME[name]
+        retries = args.retries if w.cpu_bound else 0
+        if impl == cfloor.NAME:
+            return harness.with_retries(
+                lambda: cfloor.run(w.floor, duration, cpu, timeout=args.timeout), retries, share)
+        python, name_of_impl = harness.interpreter(impl, args.base)
+        wargv = ["--suite", "core", "--bench", name, "--loop", name_of_impl,
+                 "--duration", str(duration), "--timeout", str(args.timeout)]
+        if cpu is not None:
+            wargv += ["--cpu", str(cpu)]
+        if producer_cpu is not None:
+            wargv += ["--producer-cpu", str(producer_cpu)]
+        if (name, impl) in counts:
+            wargv += ["--count", str(counts[name, impl])]
+        r = harness.with_retries(lambda: harness.worker(wargv, args.timeout * 3 + 30, python),
+                                 retries, share)
+        if r.get("ok"):
+            counts.setdefault((name, impl), max(1000, int(r["ops_per_s"] * duration)))
+        elif r.get("traceback"):
+            log(r["traceback"])
+        return r
+
+    plan = [(w.name, available + (floors if w.floor else [])) for w in workloads]
+    columns = available + floors
+    started = time.monotonic()
+    results = harness.interleave(args.rounds, plan, columns, measure, log)
+    elapsed = time.monotonic() - started
+
+    notes += harness.failure_notes(results, args.rounds)
+    notes += harness.retry_note(results, args.retries,
+                                f"another process took CPU {cpu} from the loop thread")
+    total, bad = report.disturbed(results, workloads)
+    if bad:
+        notes.append(f"{len(bad)} of {total} kept measurements of CPU-bound workloads still "
+                     f"shared their CPU (the loop thread got < {report.DISTURBED:.0%} of the wall "
+                     f"time; worst {min(b[3] for b in bad):.0%}): their wall-clock rates are "
+                     f"low, the CPU-time table is steadier")
+    return {
+        "params": {"rounds": args.rounds, "duration": duration, "cpu": cpu,
+                   "producer_cpu": producer_cpu},
+        "columns": columns,
+        "implementations": impl_info,
+        "rows": {w.name: {"unit": w.unit, "description": w.description,
+                          "cpu_bound": w.cpu_bound, "floor": bool(w.floor)} for w in workloads},
+        "floors": {cfloor.NAME: "the same work in C, without Python (bench/floor/)"
+                   for _ in floors},
+        "metric": "rate",
+        "results": results,
+        "notes": notes,
+        "elapsed_s": elapsed,
+    }
+
+
+def run_server(args, log):
+    suite = server_suite(args.suite)
+    duration = args.duration or (SERVER_QUICK_DURATION if args.quick else SERVER_DURATION)
+    warmup = args.warmup if args.warmup is not None else suite.warmup[1 if args.quick else 0]
+    workloads = [w for w in suite.workloads
+                 if w.name in pick([w.name for w in suite.workloads], args.bench, "benchmark")]
+    styles = pick(suite.styles, args.style, "style")
+    wanted = None if args.floors == "all" else (args.floors or suite.default_floors)
+    floor_keys = pick(suite.floors, wanted, "floor")
+    floors = ([] if args.no_floor or suite.floor_style not in styles
+              else [suite.floors[k].column for k in floor_keys])
+    cpu, loadgen_cpu = harness.pick_cpus(args.cpu, args.producer_cpu)
+    notes, available, impl_info = implementations(args, log, allow_none=True)
+    if not available and not floors:
+        raise SystemExit("nothing to measure: no loop implementation and no floor")
+    rows = suite.rows(styles, workloads)
+    unsupported = {}  # (style, impl) -> why that server never served: not tried again
+    share = lambda r: r.get("undisturbed", 1.0)  # noqa: E731
+
+    def measure(row, impl, rnd):
+        w, style = rows[row]
+        if (style, impl) in unsupported:
+            return {"ok": False, "skipped": True, "error": unsupported[style, impl]}
+        r = harness.with_retries(
+            lambda: serve.run(suite, w, style, *harness.interpreter(impl, args.base),
+                              duration, warmup, cpu, loadgen_cpu, args.timeout),
+            args.retries, share)
+        if r.get("setup_failed"):
+            unsupported[style, impl] = r["error"]
+        return r
+
+    plan = [(row, available + (floors if style == suite.floor_style else []))
+            for row, (_, style) in rows.items()]
+    columns = available + floors
+    started = time.monotonic()
+    results = harness.interleave(args.rounds, plan, columns, measure, log)
     elapsed = time.monotonic() - started
 
     for (style, impl), error in unsupported.items():
-        notes.append(f"{impl} cannot run the `{style}` server, failed: {error}")
-    for row in rows:
-        for impl in columns:
-            failed = [r for r in results[row][impl] if not r.get("ok") and not r.get("skipped")]
-            if failed and (rows[row][1], impl) not in unsupported:
-                notes.append(f"{row} on {impl}: {len(failed)}/{args.rounds} rounds failed "
-                             f"({failed[0].get('error')})")
-    kept = [r for by_impl in results.values() for rounds in by_impl.values() for r in rounds
+        notes.append(f"{impl} cannot run the `{style}` server: {error}")
+    notes += harness.failure_notes(
+        {row: {impl: rs for impl, rs in by_impl.items() if (rows[row][1], impl) not in unsupported}
+         for row, by_impl in results.items()}, args.rounds)
+    notes += harness.retry_note(results, args.retries,
+                                "the server or the load generator waited for its CPU (another "
+                                f"process ran there) for more than {1 - report.DISTURBED:.0%} "
+                                "of the window")
+    kept = [r for by_impl in results.values() for rs in by_impl.values() for r in rs
             if r.get("ok")]
-    retried = sum(r.get("attempts", 1) - 1 for r in kept)
-    if retried:
-        notes.append(f"{retried} measurements were repeated because the server or the load "
-                     f"generator waited for its CPU (another process ran there) for more than "
-                     f"{1 - report.DISTURBED:.0%} of the window (--retries {args.retries})")
-    bad = [r for r in kept if undisturbed(r) < report.DISTURBED]
+    bad = [r for r in kept if share(r) < report.DISTURBED]
     if bad:
         notes.append(f"{len(bad)} of {len(kept)} kept measurements still lost more than "
                      f"{1 - report.DISTURBED:.0%} of the window to other processes (worst "
-                     f"{1 - min(map(undisturbed, bad)):.0%}); their rates are low, their CPU "
-                     f"per message less affected")
+                     f"{1 - min(map(share, bad)):.0%}): their rates are low, their CPU per "
+                     f"operation less affected")
+    notes += suite.notes(results)
+    return {
+        "params": {"rounds": args.rounds, "duration": duration, "warmup": warmup,
+                   "cpu": cpu, "loadgen_cpu": loadgen_cpu, "styles": styles},
+        "columns": columns,
+        "implementations": impl_info,
+        "rows": {row: {"unit": w.unit, "description": w.description, "style": style,
+                       "style_description": suite.styles[style],
+                       "floor": style == suite.floor_style}
+                 for row, (w, style) in rows.items()},
+        "floors": {suite.floors[k].column: f"bench/floor/{suite.floors[k].program}.c "
+                                           + " ".join(suite.floors[k].args)
+                   for k in floor_keys},
+        "metric": "cpu",
+        "results": results,
+        "notes": notes,
+        "elapsed_s": elapsed,
+    }
 
-    summary = report.summarize(results, columns)
-    units = {row: w.unit for row, (w, _) in rows.items()}
-    machine = machine_info()
-    command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    floor_rows = [row for row, (_, style) in rows.items() if style == net.FLOOR_STYLE]
-    out = ["## ringloop bench: net", "",
-           f"{machine.get('cpu_model', '?')}, {machine['nproc']} CPUs, Linux {machine['kernel']}, "
-           f"{machine['python_impl']} {machine['python']}; server on CPU {cpu}, load generator "
-           f"on CPU {loadgen_cpu}; {args.rounds} rounds x ({args.warmup:g} s warm-up + "
-           f"{args.duration:g} s measured), median; took {elapsed:.0f} s", "",
-           f"`{command}`", "",
-           "Server CPU time (user + system, whole process) per message, or per connection for "
-           "`churn`, in µs. The ratios are baseline CPU / ringloop CPU, **> 1 means ringloop is "
-           "better**:", "",
-           report.net_cpu_table(summary, results, columns), "",
-           "Throughput, messages (connections) per second; ratios ringloop / baseline. "
-           f"\\* marks a rate measured with the load generator >= "
-           f"{report.LOADGEN_BOUND:.0%} busy, which it may have capped:", "",
-           report.net_rate_table(summary, results, columns, units)]
-    if cfloor.NAME in floor and floor_rows:
-        out += ["", f"Server CPU per message as a multiple of the C floor's "
-                    f"(`{net.FLOOR_STYLE}` style):", "",
-                report.net_floor_table(summary, floor_rows,
-                                       available + [f for f in floor if f != cfloor.NAME])]
-    out += ["", "Load generator busy and, in brackets, server busy: CPU time / the part of the "
-                "window in which no other process held its CPU; median over rounds. Below 100% "
-                "the load generator waited for the server:", "",
-            report.net_busy_table(results, columns),
-            "", "Spread of the server CPU per message over the rounds (the whole machine gets "
-                "faster or slower from one round to the next; interleaving makes every "
-                "implementation see the same rounds):", "",
-            report.net_spread_table(results, columns),
-            "", "Implementations: " + "; ".join(
-                f"{impl} {info.get('version', '')} ({info.get('backend', info.get('loop_type'))})"
-                .replace("  ", " ") for impl, info in impl_info.items()),
-            "", "Workloads (bench/net/__init__.py; load generator bench/floor/loadgen.c):"]
-    out += [f"- `{w.name}`: {w.description}" for w in workloads]
-    out += ["", "Server styles (bench/net/servers.py):"]
-    out += [f"- `{style}`: {net.STYLES[style]}" for style in styles]
-    for key in floor_keys if floor else []:
-        name, program, fargs = net.FLOORS[key]
-        out += [f"- {name}: bench/floor/{program}.c {' '.join(fargs)}".rstrip()
-                + (", level-triggered epoll echo in C" if program == "echo_server" else "")
-                + f" (the `{net.FLOOR_STYLE}` rows)"]
-    if notes:
-        out += ["", "Notes:"] + [f"- {n}" for n in notes]
-    print("\n".join(out))
 
+def output_path(path, suite, ext):
+    """PATH itself, or PATH/SUITE.ext when PATH is a directory (or ends with /)."""
+    if path.endswith("/") or os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+        return os.path.join(path, f"{suite}.{ext}")
+    return path
+
+
+def plot_to(directory, data):
+    import plot
+
+    return plot.plot(data, output_path(directory.rstrip("/") + "/", data["suite"], "png"))
+
+
+def run_suite(suite, args, argv, log):
+    args.suite = suite
+    data = {"schema": report.SCHEMA, "suite": suite,
+            "command": "python -m ringloop bench " + " ".join([suite] + argv[1:]),
+            "quick": args.quick, "machine": harness.machine_info(), "source": harness.source_info()}
+    data.update(run_core(args, log) if suite == "core" else run_server(args, log))
+    data["summary"] = report.summarize(data["results"], data["columns"])
+    print(report.render(data), flush=True)
     if args.json:
-        data = {
-            "suite": "net",
-            "command": command,
-            "machine": machine,
-            "params": {"rounds": args.rounds, "duration": args.duration, "warmup": args.warmup,
-                       "server_cpu": cpu, "loadgen_cpu": loadgen_cpu, "loops": available,
-                       "columns": columns, "styles": styles},
-            "implementations": impl_info,
-            "benchmarks": {w.name: w._asdict() for w in workloads},
-            "summary": summary,
-            "results": results,
-            "notes": notes,
-            "elapsed_s": elapsed,
-        }
-        with open(args.json, "w") as f:
+        path = output_path(args.json, suite, "json")
+        with open(path, "w") as f:
             json.dump(data, f, indent=1)
-        log(f"wrote {args.json}")
+        log(f"wrote {path}")
+    if args.plot:
+        log(f"wrote {plot_to(args.plot, data)}")
+
+
+def main_report(argv):
+    ap = argparse.ArgumentParser(prog="python -m ringloop bench report",
+                                 description="Tables and plots from the JSON of earlier runs.")
+    ap.add_argument("json", nargs="+", help="files written by --json")
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the short form BENCHMARKS.md shows (default: the full report)")
+    ap.add_argument("--page", metavar="FILE",
+                    help="replace the generated part of FILE (between its bench-report "
+                         "markers) with the short form")
+    ap.add_argument("--plot", metavar="DIR", help="write DIR/SUITE.png for each file")
+    args = ap.parse_args(argv)
+    datas, pngs = [], {}
+    for path in args.json:
+        with open(path) as f:
+            data = report.load(f)
+        datas.append(data)
+        # the plot beside the record (--plot into the same folder as --json)
+        pngs[data["suite"]] = os.path.join(args.plot or os.path.dirname(path),
+                                           data["suite"] + ".png")
+    datas.sort(key=lambda d: SUITES.index(d["suite"]) if d["suite"] in SUITES else len(SUITES))
+    if args.plot:
+        for data in datas:
+            print(f"wrote {plot_to(args.plot, data)}", file=sys.stderr)
+
+    def images(relative_to):
+        return {suite: os.path.relpath(png, relative_to) for suite, png in pngs.items()
+                if os.path.exists(png)}
+
+    if args.page:
+        report.update_page(args.page, datas, args.json,
+                           images(os.path.dirname(os.path.abspath(args.page))))
+    if args.markdown:
+        print(report.page_block(datas, images(os.getcwd())))
+    elif not (args.page or args.plot):
+        print("\n\n".join(report.render(d) for d in datas))
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "report":
+        return main_report(argv[1:])
+    args = parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.suite == "all" and args.json and not args.json.endswith("/"):
+        args.json += "/"
+    for suite in SUITES if args.suite == "all" else (args.suite,):
+        run_suite(suite, args, argv, log)
     return 0
 
 

@@ -11,7 +11,7 @@ thread should pin itself to, or None).
 """
 from typing import Callable, NamedTuple
 
-from . import callbacks, pipes, tasks, threadsafe, timers
+from . import callbacks, pipes, streams, tasks, threadsafe, timers
 
 
 class Workload(NamedTuple):
@@ -40,6 +40,8 @@ WORKLOADS = [
              "2 tasks looping `await asyncio.sleep(0)`"),
     Workload("task_switch_x100", tasks.prepare, {"tasks": 100}, "switches",
              "100 tasks looping `await asyncio.sleep(0)`"),
+    Workload("streams_cycle", streams.prepare, {}, "msgs",
+             "asyncio streams' read -> write -> drain of 1 KiB over an in-memory transport"),
     Workload("add_reader_pipe", pipes.prepare, {"pairs": 1}, "events",
              "one byte ping-pongs between two add_reader callbacks over two pipes",
              floor=("pipe_pingpong", [1])),

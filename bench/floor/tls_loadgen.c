@@ -1,4 +1,4 @@
-/* The load generator of the TLS echo benchmark (bench/tls/run.py): TLS clients in C
+/* The load generator of the TLS echo benchmark (the `tls` suite, bench/tls/): TLS clients in C
  * (OpenSSL, non-blocking sockets, epoll).
  *
  *   tls_loadgen PORT CONNECTIONS SIZE WARMUP DURATION SERVER_PID
@@ -12,7 +12,7 @@
  * than OpenSSL's (it must not be the bottleneck).
  *
  * After WARMUP seconds it measures for DURATION seconds, then prints one JSON object:
- * messages echoed in the window, echoed chunks that differed from what was sent ("bad"),
+ * messages echoed in the window (and before it, in the warm-up), echoed chunks that differed from what was sent ("bad"),
  * and over exactly the window the CPU time
  * of the server (sum of /proc/PID/task/TID/schedstat over its threads: user + system
  * ns, and the time it was runnable but kept off its CPU) and the same for this process,
@@ -258,16 +258,19 @@ int main(int argc, char **argv) {
             usage_of(server_pid, &s_cpu0, &s_wait0);
             usage_of(getpid(), &my_cpu0, &my_wait0);
             counted0 = counted;
+            /* measure for DURATION from here, even when the warm-up ran late */
             window_start = now;
+            window_end = now + (long long)(duration * 1e9);
         }
         if (measuring && now >= window_end) {
             usage_of(server_pid, &s_cpu1, &s_wait1);
             usage_of(getpid(), &my_cpu1, &my_wait1);
-            printf("{\"ok\": true, \"messages\": %lld, \"bad\": %lld, \"window_ns\": %lld, "
+            printf("{\"ok\": true, \"messages\": %lld, \"warmup_messages\": %lld, "
+                   "\"bad\": %lld, \"window_ns\": %lld, "
                    "\"server_cpu_ns\": %lld, \"server_wait_ns\": %lld, "
                    "\"loadgen_cpu_ns\": %lld, \"loadgen_wait_ns\": %lld, \"cipher\": \"%s\", "
                    "\"version\": \"%s\"}\n",
-                   counted - counted0, bad, now - window_start, s_cpu1 - s_cpu0,
+                   counted - counted0, counted0, bad, now - window_start, s_cpu1 - s_cpu0,
                    s_wait1 - s_wait0, my_cpu1 - my_cpu0, my_wait1 - my_wait0,
                    SSL_get_cipher(conns[0].ssl), SSL_get_version(conns[0].ssl));
             return 0;

@@ -1,4 +1,4 @@
-/* The load generator of the UDP echo benchmark (bench/udp/run.py): UDP clients in C
+/* The load generator of the UDP echo benchmark (the `udp` suite, bench/udp/): UDP clients in C
  * over epoll.
  *
  *   udp_loadgen PORT SOCKETS DEPTH SIZE WARMUP DURATION SERVER_PID
@@ -225,7 +225,9 @@ int main(int argc, char **argv) {
             counted0 = counted;
             lost0 = lost;
             late0 = late;
+            /* measure for DURATION from here, even when the warm-up ran late */
             window_start = now;
+            window_end = now + (long long)(duration * 1e9);
         }
         if (measuring && now >= window_end) {
             usage_of(server_pid, &s_cpu1, &s_wait1);

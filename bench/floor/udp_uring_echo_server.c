@@ -7,8 +7,8 @@
  * MODE, per datagram:
  *   epoll      epoll_wait (level-triggered) + recvmmsg + sendto          (ringloop-epoll)
  *   poll       io_uring_enter waiting on a one-shot POLL_ADD, re-armed with the
- *              next enter, + recvmmsg + sendto                           (ringloop-io_uring)
- *   multishot  io_uring_enter on a multishot POLL_ADD + recvmmsg + sendto
+ *              next enter, + recvmmsg + sendto
+ *   multishot  io_uring_enter on a multishot POLL_ADD + recvmmsg + sendto (ringloop-io_uring)
  *   recvmsg    io_uring_enter on an IORING_OP_RECVMSG (re-armed with the next enter)
  *              + sendto: the datagram comes with the wake-up
  *   ring       IORING_OP_RECVMSG and IORING_OP_SENDMSG, both through the ring: one

@@ -13,16 +13,14 @@ Every style does the same thing: each byte read from a connection is written
 back, and EOF from the client closes the connection.
 """
 import asyncio
-import json
 import os
 import resource
 import socket
 import sys
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import loops  # noqa: E402
+import serverproc  # noqa: E402
 
 HOST = "127.0.0.1"
 BACKLOG = 1024  # the 1000-connection workload connects all at once
@@ -101,14 +99,6 @@ async def serve_sock(loop):
 STYLES = {"protocol": serve_protocol, "streams": serve_streams, "sock": serve_sock}
 
 
-def describe_error(exc):
-    """'Type: message (in function)': NotImplementedError has no message, so name
-    the API that raised it."""
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" (in {tb[-1].name})" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
 def main(argv):
     import argparse
 
@@ -122,20 +112,8 @@ def main(argv):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    def report(result):
-        print(json.dumps(result), flush=True)
-
-    try:
-        loop = loops.factory(args.impl)()
-        asyncio.set_event_loop(loop)
-        port, task = loop.run_until_complete(STYLES[args.style](loop))
-        report({"ok": True, "port": port, "pid": os.getpid(), **loops.describe(args.impl, loop)})
-        # Serve until killed; a style whose accept loop is a task ends with it.
-        loop.run_until_complete(task) if task else loop.run_forever()
-    except BaseException as exc:
-        report({"ok": False, "error": describe_error(exc), "traceback": traceback.format_exc()})
-        return 1
-    return 0
+    # Serves until killed; a style whose accept loop is a task ends with it.
+    return serverproc.serve(args.impl, STYLES[args.style])
 
 
 if __name__ == "__main__":

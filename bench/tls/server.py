@@ -1,4 +1,4 @@
-"""The TLS echo server of bench/tls/run.py, run in a fresh process:
+"""The TLS echo server of the `tls` suite (bench/tls/__init__.py), run in a fresh process:
 
     python bench/tls/server.py IMPL CERT KEY
 
@@ -12,15 +12,13 @@ asyncio and ringloop run asyncio's SSLProtocol (Python) over their transport;
 uvloop runs its own SSLProtocol (Cython, uvloop/sslproto.pyx).
 """
 import asyncio
-import json
 import os
 import ssl
 import sys
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import loops  # noqa: E402
+import serverproc  # noqa: E402
 
 
 class Echo(asyncio.Protocol):
@@ -47,24 +45,15 @@ def settle_malloc():
 
 
 def main(impl, cert, key):
-    try:
-        settle_malloc()
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(cert, key)
-        loop = loops.factory(impl)()
-        asyncio.set_event_loop(loop)
-        server = loop.run_until_complete(
-            loop.create_server(Echo, "127.0.0.1", 0, ssl=ctx, backlog=128))
-        port = server.sockets[0].getsockname()[1]
-        print(json.dumps({"ok": True, "port": port, "pid": os.getpid(),
-                          "openssl": ssl.OPENSSL_VERSION,
-                          **loops.describe(impl, loop)}), flush=True)
-        loop.run_forever()
-    except BaseException as exc:
-        print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                          "traceback": traceback.format_exc()}), flush=True)
-        return 1
-    return 0
+    settle_malloc()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+
+    async def start(loop):
+        server = await loop.create_server(Echo, "127.0.0.1", 0, ssl=ctx, backlog=128)
+        return server.sockets[0].getsockname()[1], None
+
+    return serverproc.serve(impl, start, openssl=ssl.OPENSSL_VERSION)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The UDP echo server of bench/udp/run.py, run in a fresh process:
+"""The UDP echo server of the `udp` suite (bench/udp/__init__.py), run in a fresh process:
 
     python bench/udp/server.py IMPL
 
@@ -9,14 +9,12 @@ Creates a loop of implementation IMPL (bench/loops.py), a datagram endpoint on
 it prints {"ok": false, "error": ...} and exits 1.
 """
 import asyncio
-import json
 import os
 import sys
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import loops  # noqa: E402
+import serverproc  # noqa: E402
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -28,20 +26,11 @@ class Echo(asyncio.DatagramProtocol):
 
 
 def main(impl):
-    try:
-        loop = loops.factory(impl)()
-        asyncio.set_event_loop(loop)
-        transport, _ = loop.run_until_complete(
-            loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0)))
-        port = transport.get_extra_info("sockname")[1]
-        print(json.dumps({"ok": True, "port": port, "pid": os.getpid(),
-                          **loops.describe(impl, loop)}), flush=True)
-        loop.run_forever()
-    except BaseException as exc:
-        print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                          "traceback": traceback.format_exc()}), flush=True)
-        return 1
-    return 0
+    async def start(loop):
+        transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        return transport.get_extra_info("sockname")[1], None
+
+    return serverproc.serve(impl, start)
 
 
 if __name__ == "__main__":

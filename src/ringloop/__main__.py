@@ -1,4 +1,4 @@
-"""python -m ringloop run SCRIPT|-m MODULE [args] | doctor | bench [suite] [opts]"""
+"""python -m ringloop run SCRIPT|-m MODULE [args] | doctor | bench SUITE|all|report [opts]"""
 import argparse
 import os
 import runpy
@@ -95,7 +95,8 @@ async def _smoke():
 
 
 def _bench(argv):
-    # The harness lives in the repository's bench/ folder (beside src/).
+    # The harness (bench/run.py: suites core, net, tls, udp, `all`, and `report`)
+    # lives in the repository's bench/ folder, beside src/.
     here = os.path.dirname(os.path.abspath(__file__))
     for root in (os.getcwd(), os.path.normpath(os.path.join(here, "..", ".."))):
         runner = os.path.join(root, "bench", "run.py")

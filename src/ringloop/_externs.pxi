@@ -8,6 +8,7 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void *op)
     int PyErr_CheckSignals() except -1
     unsigned long PyThread_get_thread_ident()
+    int PyObject_GenericSetAttr(object o, object name, PyObject *value) except -1
 
 cdef extern from "<errno.h>":
     enum:

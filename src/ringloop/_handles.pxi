@@ -20,6 +20,7 @@ cdef class Handle:
         readonly bint _scheduled
         unsigned char _parked   # PARKED_* bits: out of the collector's lists (park)
         unsigned char _ts_state # TS_*: a call_soon_threadsafe handle's progress
+        unsigned char _when_is_int  # when() gives back the int it was given, as asyncio's
 
     def __init__(self, callback, args, loop, context=None):
         self._callback = callback
@@ -185,15 +186,22 @@ cdef inline void unpark(Handle h) noexcept:
         h._parked = 0
 
 
+cdef inline bint exact_int(when):
+    # asyncio keeps call_at's `when` as given; the heap keeps a double, so an int
+    # that a double holds exactly is marked to be returned as an int again.
+    return type(when) is int and <double>when == when
+
+
 cdef class TimerHandle(Handle):
     # Adds no fields (see Handle), so it shares Handle's freelist.
 
     def __init__(self, when, callback, args, loop, context=None):
         Handle.__init__(self, callback, args, loop, context)
         self._when = when
+        self._when_is_int = exact_int(when)
 
     def when(self):
-        return self._when
+        return int(self._when) if self._when_is_int else self._when
 
     def cancel(self):
         if not self._cancelled:
@@ -204,7 +212,7 @@ cdef class TimerHandle(Handle):
 
     cdef list _repr_info(self):
         info = Handle._repr_info(self)
-        info.insert(1 + self._cancelled, f'when={self._when}')
+        info.insert(1 + self._cancelled, f'when={self.when()}')
         return info
 
     def __hash__(self):

@@ -30,6 +30,16 @@ os.register_at_fork(after_in_child=_bump_fork_generation)
 cdef bint _TASK_FACTORY_TAKES_NAME = sys.version_info >= (3, 14)
 
 
+cdef int _fileno_of(fileobj) except? -1:
+    # The fd number a file object names, before selectors' check that it is not negative.
+    if isinstance(fileobj, int):
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
 cdef class CoreLoop:
     cdef:
         ReadyQueue ready
@@ -50,6 +60,10 @@ cdef class CoreLoop:
         int _wake_fd
         uint64_t _fork_gen
         object _task_factory
+        # What the timers read instead of the monotonic clock when loop.time is
+        # replaced (mock.patch.object(loop, "time", ...), or a subclass's time()), as
+        # asyncio's scheduler reads self.time(); None: not replaced.
+        object _clock
         object _old_agen_hooks
         public double slow_callback_duration
         int64_t _run_started_ns
@@ -85,6 +99,7 @@ cdef class CoreLoop:
         self._open_wakeup()
         self._closed = False
         self._debug = _aio_coroutines._is_debug_mode()
+        self._clock_changed()
 
     def __dealloc__(self):
         ready_free(&self.ready)
@@ -121,6 +136,13 @@ cdef class CoreLoop:
         if w.writer is not None:
             want |= POLLOUT
         w.want = want
+        if w.fileobj is not None and not w.user():
+            # The user's file object leaves the watch. Closed without remove_reader(),
+            # its kernel entry went with it (epoll(7)) and the fd number may now be
+            # another file's (a transport's): have the backend register it afresh.
+            w.fileobj = None
+            if want:
+                w.kernel_mask = 0
         try:
             self._backend.update(self, w)
         except BaseException:
@@ -185,17 +207,22 @@ cdef class CoreLoop:
 
     cdef int _fd_from(self, fileobj) except -1:
         # selectors._fileobj_to_fd semantics and messages.
-        cdef int fd
-        if isinstance(fileobj, int):
-            fd = fileobj
-        else:
-            try:
-                fd = int(fileobj.fileno())
-            except (AttributeError, TypeError, ValueError):
-                raise ValueError(f"Invalid file object: {fileobj!r}") from None
+        cdef int fd = _fileno_of(fileobj)
         if fd < 0:
             raise ValueError(f"Invalid file descriptor: {fd}")
         return fd
+
+    cdef int _watched_fd(self, fileobj) except -1:
+        # The fd of fileobj's watch: a socket closed since add_reader (fileno() -1) is
+        # found by the object, as selectors' _fileobj_lookup does.
+        cdef int fd = _fileno_of(fileobj)
+        cdef FdWatch w
+        if fd >= 0:
+            return fd
+        for w in self._watches:
+            if w is not None and w.fileobj is fileobj:
+                return w.fd
+        raise ValueError(f"Invalid file descriptor: {fd}")
 
     cdef int _check_watchable(self, int fd) except -1:
         # epoll refuses regular files and directories (EPERM) and closed fds (EBADF);
@@ -247,8 +274,15 @@ cdef class CoreLoop:
         w = self.watch_at(fd)
         if not sock_wait and (w is None or w.want == 0):
             self._check_watchable(fd)
+        elif not sock_wait and w.fileobj is not None and w.fileobj != fileobj:
+            # Another object with the same fd number: the one watched may have been
+            # closed without remove_reader(), its kernel entry gone with it (epoll(7)),
+            # and the number reused. Register again rather than trust that entry.
+            w.kernel_mask = 0
         old = self._swap_handle(fd, writer, handle,
-                                WATCH_ONESHOT if sock_wait else WATCH_LEVEL)
+                                WATCH_ONESHOT if sock_wait else WATCH_USER)
+        if not sock_wait:
+            (<FdWatch>self._watches[fd]).fileobj = fileobj
         if old is not None:
             (<Handle>old).cancel()
         return handle
@@ -258,7 +292,7 @@ cdef class CoreLoop:
         cdef FdWatch w
         if self._closed:
             return False
-        fd = self._fd_from(fileobj)
+        fd = self._watched_fd(fileobj)
         self._check_fork()
         w = self.watch_at(fd)
         if w is None or w.internal:
@@ -316,7 +350,7 @@ cdef class CoreLoop:
         cdef int fileno
         if not self._transports:
             return
-        fileno = self._fd_from(fd)
+        fileno = _fileno_of(fd)
         transport = self._transports.get(fileno)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f'File descriptor {fd!r} is used by transport {transport!r}')
@@ -410,12 +444,14 @@ cdef class CoreLoop:
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError('delay must not be None')
-        return self._call_at(monotonic_now() + <double>delay, callback, args, context)
+        return self._call_at(self._now() + <double>delay, callback, args, context)
 
     def call_at(self, when, callback, *args, context=None):
         if when is None:
             raise TypeError('when cannot be None')
-        return self._call_at(when, callback, args, context)
+        th = self._call_at(when, callback, args, context)
+        th._when_is_int = exact_int(when)
+        return th
 
     cdef TimerHandle _call_at(self, double when, callback, tuple args, context):
         cdef TimerHandle th
@@ -438,6 +474,30 @@ cdef class CoreLoop:
 
     def time(self):
         return monotonic_now()
+
+    cdef inline double _now(self) except? -1:
+        if self._clock is None:
+            return monotonic_now()
+        return self._clock()
+
+    # Replacing loop.time is seen when it happens, so the timers cost one test per
+    # read of the clock, not a lookup of an instance attribute.
+
+    def __setattr__(self, name, value):
+        PyObject_GenericSetAttr(self, name, <PyObject *>value)
+        if name == "time":
+            self._clock_changed()
+
+    def __delattr__(self, name):
+        PyObject_GenericSetAttr(self, name, NULL)
+        if name == "time":
+            self._clock_changed()
+
+    cdef _clock_changed(self):
+        clock = self.time
+        if type(self).time is CoreLoop.time and "time" not in getattr(self, "__dict__", ()):
+            clock = None
+        self._clock = clock
 
     # ---- running ----------------------------------------------------------------
 
@@ -503,7 +563,7 @@ cdef class CoreLoop:
         if self.ready.count or self._stopping:
             timeout = 0
         elif self.timers.len:
-            timeout = self.timers.items[0].when - monotonic_now()
+            timeout = self.timers.items[0].when - self._now()
             if timeout < 0:
                 timeout = 0
         else:
@@ -514,7 +574,7 @@ cdef class CoreLoop:
             self._poll(timeout)
 
         if self.timers.len:
-            end = monotonic_now() + _CLOCK_RESOLUTION
+            end = self._now() + _CLOCK_RESOLUTION
             while self.timers.len and self.timers.items[0].when < end:
                 p = heap_pop(&self.timers)
                 th = <TimerHandle>p

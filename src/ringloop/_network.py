@@ -170,6 +170,9 @@ class NetworkMixin:
             await waiter
         except BaseException:
             transport.close()
+            # The waiter holds the exception, and this frame (in its traceback) the
+            # waiter: drop it, so the exception is not kept alive by a cycle.
+            waiter = None
             raise
         return transport, protocol
 
@@ -218,6 +221,10 @@ class NetworkMixin:
             if sock is not None:
                 sock.close()
             raise
+        finally:
+            # The raised exception's traceback keeps this frame: let it not keep the
+            # lists that hold the exception (asyncio's base_events._connect_sock).
+            errors = mine = None
 
     async def create_connection(self, protocol_factory, host=None, port=None, *,
                                 ssl=None, family=0, proto=0, flags=0, sock=None,

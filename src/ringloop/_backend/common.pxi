@@ -8,9 +8,11 @@
 
 cdef enum:
     # How a watch's handle consumes readiness (FdWatch.reader_mode / writer_mode).
-    WATCH_LEVEL = 0      # add_reader/add_writer: level-triggered, as asyncio's selectors
+    WATCH_LEVEL = 0      # level-triggered, as asyncio's selectors (transports' writers, pipes)
     WATCH_ONESHOT = 1    # a sock_* operation: done after one event
     WATCH_DRAINS = 2     # a transport: reads until the fd would block, or asks again
+    WATCH_USER = 3       # add_reader/add_writer: level-triggered; the caller owns the fd
+                         # and may close it without removing the watch (FdWatch.user)
 
 
 cdef class FdWatch:
@@ -34,9 +36,21 @@ cdef class FdWatch:
         # Set during an update by a watcher that closes the fd only after the loop's
         # next kernel wait: a cancel of its poll can wait for that wait's submission.
         bint close_later
+        int epfd                # io_uring: the epoll instance an add_reader/add_writer
+                                # watch is polled through (uring.pxi), or -1
+        # What add_reader/add_writer was given (asyncio's SelectorKey.fileobj), so
+        # remove_reader/remove_writer find the watch of a socket closed since; None
+        # when no handle of the watch is the user's.
+        object fileobj
 
     def __cinit__(self, int fd):
         self.fd = fd
+        self.epfd = -1
+
+    cdef inline bint user(self):
+        # Some handle came from add_reader/add_writer (io_uring polls it through epoll).
+        return ((self.reader is not None and self.reader_mode == WATCH_USER)
+                or (self.writer is not None and self.writer_mode == WATCH_USER))
 
     cdef inline bint oneshot(self):
         # Every handle is a sock_* operation's wait, which ends after one event

@@ -8,6 +8,15 @@
 # Interest changes are batched: the watch is marked dirty and reconciled just before the
 # next io_uring_enter, which submits them together with the wait.
 #
+# An add_reader/add_writer watch (FdWatch.user) is polled through an epoll instance
+# of its own (FdWatch.epfd), which holds just that fd: the ring polls the epoll fd.
+# An armed IORING_OP_POLL_ADD holds a reference to the file it polls, so a socket its
+# owner closed without remove_reader() would stay open in the kernel (no EOF for the
+# peer) for as long as the poll stays armed, and a poll on a file whose last fd is
+# closed is never woken by that close. An epoll entry holds no reference and goes
+# away with the file (epoll(7)), as asyncio's selector sees it. One instance per
+# watch, not one for all: its readiness then names the watch, without an epoll_wait.
+#
 # Operations by completion (Op, common.pxi: accept, recv, send) live in a slot table:
 # an Op holds its slot from submission to its final CQE (no IORING_CQE_F_MORE), so the
 # buffers and sockets it references outlive anything the kernel may still do with
@@ -157,6 +166,7 @@ cdef class UringBackend(Backend):
         list ops                 # slot -> the Op in flight there, or None
         list free_slots
         Py_ssize_t n_ops         # Ops in flight
+        dict user_watches        # fd -> FdWatch: the watches with an epoll fd
         io_uring_cqe *cqes[CQE_BATCH]
 
     def __cinit__(self):
@@ -165,6 +175,7 @@ cdef class UringBackend(Backend):
         self.ops = []
         self.free_slots = []
         self._open()
+        self.user_watches = {}
 
     cdef _open(self):
         cdef int ret = rl_ring_init(&self.r, RING_ENTRIES)
@@ -183,14 +194,84 @@ cdef class UringBackend(Backend):
         return False
 
     cdef int update(self, CoreLoop loop, FdWatch w) except -1:
-        if not w.dirty:
-            w.dirty = True
-            self.dirty.append(w)
+        if w.user() or w.epfd >= 0:
+            self._sync_user_epoll(w)
+            if w.epfd >= 0:
+                return self._mark_dirty(w)  # its poll holds only the epoll fd: no hurry
+        self._mark_dirty(w)
         if w.want == 0 and w.armed and not w.close_later:
             # Cancel at once: an armed poll holds a reference to the file, and the user
             # may close the fd right after remove_reader() and expect the peer to see it.
             # (A transport closing in a later pass lets the cancel go with the next wait.)
             self._submit_now(loop)
+        return 0
+
+    cdef inline int _mark_dirty(self, FdWatch w) except -1:
+        if not w.dirty:
+            w.dirty = True
+            self.dirty.append(w)
+        return 0
+
+    cdef int _sync_user_epoll(self, FdWatch w) except -1:
+        # Puts w.fd in w's epoll instance with what w wants, made on first use; takes
+        # it away once no add_reader/add_writer handle is left.
+        cdef epoll_event ev
+        cdef int rc
+        cdef bint fresh = w.epfd < 0
+        if not w.user():
+            self._release_epoll(w)
+            return 0
+        if fresh:
+            w.epfd = epoll_create1(EPOLL_CLOEXEC)
+            if w.epfd < 0:
+                w.epfd = -1
+                raise os_error(errno)
+            self.user_watches[w.fd] = w
+            w.kernel_mask = 0           # re-armed on the epoll fd (a sock_* wait's poll
+                                        # on w.fd, if any, is cancelled)
+        ev.events = w.want
+        ev.data.u64 = <uint64_t>w.fd
+        rc = epoll_ctl(w.epfd, EPOLL_CTL_ADD if fresh else EPOLL_CTL_MOD, w.fd, &ev)
+        if rc < 0 and not fresh and errno == ENOENT:
+            # The file went with its entry (closed), and the number is another's now.
+            rc = epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.fd, &ev)
+        if rc < 0:
+            err = errno
+            if fresh:
+                self._release_epoll(w)
+            raise os_error(err)
+        return 0
+
+    cdef int _release_epoll(self, FdWatch w) except -1:
+        if w.epfd < 0:
+            return 0
+        if w.armed:
+            self._cancel_poll(w)
+        close(w.epfd)
+        w.epfd = -1
+        del self.user_watches[w.fd]
+        return 0
+
+    cdef uint32_t _user_events(self, FdWatch w) except? 0xFFFFFFFF:
+        # What w.fd is ready for, its epoll fd having polled readable. For one
+        # direction that is known: the epoll fd is readable only while its entry is
+        # ready for what it wants or in error (eventpoll.c checks again when polled).
+        cdef epoll_event ev
+        if w.want == POLLIN or w.want == POLLOUT:
+            return w.want
+        if epoll_wait(w.epfd, &ev, 1, 0) == 1:
+            return ev.events
+        return 0
+
+    cdef int _cancel_poll(self, FdWatch w) except -1:
+        cdef io_uring_sqe *sqe = self._sqe()
+        # ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE fails with EALREADY while a
+        # wake-up of the poll is pending (with DEFER_TASKRUN, until our next
+        # io_uring_enter), which leaves a multishot poll armed for good.
+        io_uring_prep_cancel64(sqe, poll_token(w.gen, w.fd), 0)
+        io_uring_sqe_set_data64(sqe, <uint64_t>KIND_IGNORE << 56)
+        w.armed = False
+        w.kernel_mask = 0
         return 0
 
     cdef int _submit_now(self, CoreLoop loop) except -1:
@@ -380,19 +461,14 @@ cdef class UringBackend(Backend):
             w.dirty = False
             multishot = w.multishot()
             if w.armed and (w.kernel_mask != w.want or w.kernel_multishot != multishot):
-                sqe = self._sqe()
-                # ASYNC_CANCEL, not POLL_REMOVE: POLL_REMOVE fails with EALREADY while
-                # a wake-up of the poll is pending (with DEFER_TASKRUN, until our next
-                # io_uring_enter), which leaves a multishot poll armed for good.
-                io_uring_prep_cancel64(sqe, poll_token(w.gen, w.fd), 0)
-                io_uring_sqe_set_data64(sqe, <uint64_t>KIND_IGNORE << 56)
-                w.armed = False
-                w.kernel_mask = 0
+                self._cancel_poll(w)
             if not w.armed and w.want:
                 self.next_gen = (self.next_gen + 1) & 0xFFFFFF
                 w.gen = self.next_gen
                 sqe = self._sqe()
-                if multishot:
+                if w.epfd >= 0:
+                    io_uring_prep_poll_add(sqe, w.epfd, POLLIN)
+                elif multishot:
                     io_uring_prep_poll_multishot(sqe, w.fd, w.want | POLLRDHUP)
                 else:
                     io_uring_prep_poll_add(sqe, w.fd, w.want)
@@ -470,7 +546,7 @@ cdef class UringBackend(Backend):
         if res < 0:
             if res == -ECANCELED:
                 if w.want:
-                    self.update(loop, w)    # cancelled by the kernel (ring teardown): re-arm
+                    self._mark_dirty(w)     # cancelled by the kernel (ring teardown): re-arm
                 return 0
             # EBADF: the fd was closed while watched. Wake its handlers as for an
             # error, so their next operation on it raises instead of waiting forever;
@@ -478,7 +554,9 @@ cdef class UringBackend(Backend):
             loop.fd_ready(w, POLLERR)
             return 0
         if w.want:
-            self.update(loop, w)        # re-armed after the callbacks of this pass ran
+            self._mark_dirty(w)         # re-armed after the callbacks of this pass ran
+        if w.epfd >= 0:
+            res = self._user_events(w)
         loop.fd_ready(w, <uint32_t>res)
         return 0
 
@@ -492,6 +570,7 @@ cdef class UringBackend(Backend):
         rl_ring_exit(&self.r)
         self.dirty = []
         self._open()
+        self._close_user_epolls()       # after fork() shared with the parent: new ones
         for w in loop.iter_watches():
             (<FdWatch>w).armed = False
             (<FdWatch>w).kernel_mask = 0
@@ -503,6 +582,14 @@ cdef class UringBackend(Backend):
     cdef close(self, CoreLoop loop):
         self._cancel_all_ops(loop)
         rl_ring_exit(&self.r)
+        self._close_user_epolls()
+
+    cdef int _close_user_epolls(self) except -1:
+        for w in self.user_watches.values():
+            close((<FdWatch>w).epfd)
+            (<FdWatch>w).epfd = -1
+        self.user_watches = {}
+        return 0
 
     cdef dict info(self):
         return {
@@ -517,6 +604,7 @@ cdef class UringBackend(Backend):
             except BaseException:
                 pass
         rl_ring_exit(&self.r)
+        self._close_user_epolls()
 
 
 def probe_io_uring():
