@@ -53,6 +53,8 @@ def extensions():
             "wraparound": False,
             "cdivision": True,
             "embedsignature": True,
+            # Keeps the GIL on free-threaded Pythons: see backend_info()["free_threading"].
+            "freethreading_compatible": False,
         },
     )
 

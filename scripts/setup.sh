@@ -8,7 +8,8 @@
 #    python3-dev, python3-venv) with apt-get; `apt-get update` only runs when
 #    something is missing.
 # 2. Creates a virtual environment for the chosen interpreter: .venv for the
-#    default one, .venv-X.Y when an interpreter was named (.venv-3.13, ...).
+#    default one, .venv-X.Y when an interpreter was named (.venv-3.12, ...), and
+#    .venv-debian-X.Y inside scripts/debian-python.sh's chroot (PYTHON=3.13 to 3.15).
 # 3. Installs ringloop into it, editable, with its extras [test,bench,compat]; this is
 #    skipped when nothing the build depends on changed since the last install.
 #
@@ -18,6 +19,12 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 spec=${1:-${PYTHON:-}}
+# 3.13 to 3.15 at their latest patch releases live in a Debian sid chroot: set up there
+# (the venv it prints runs under `scripts/debian-python.sh run`).
+if [ -z "${RINGLOOP_IN_DEBIAN_CHROOT:-}" ] && "$root/scripts/debian-python.sh" serves "$spec"; then
+    "$root/scripts/debian-python.sh" ensure "$spec" >/dev/null
+    exec "$root/scripts/debian-python.sh" run "$root/scripts/setup.sh" "python$spec"
+fi
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -79,7 +86,10 @@ case $py_real in
 esac
 
 # --- the virtual environment --------------------------------------------------
-if [ -n "$spec" ]; then venv=$root/.venv-$ver; else venv=$root/.venv; fi
+# Inside scripts/debian-python.sh's chroot the venv has its own name: the host may have a
+# venv of the same X.Y made by another build of it.
+if [ -n "${RINGLOOP_IN_DEBIAN_CHROOT:-}" ]; then venv=$root/.venv-debian-$ver
+elif [ -n "$spec" ]; then venv=$root/.venv-$ver; else venv=$root/.venv; fi
 vpy=$venv/bin/python
 
 # Re-create a venv that is broken or was made by another interpreter.

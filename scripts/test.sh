@@ -8,11 +8,18 @@
 #      network), this step is skipped with a loud notice, and only then.
 #
 #   scripts/test.sh                 # everything, on python3
-#   PYTHON=3.13 scripts/test.sh     # everything, on another interpreter
+#   PYTHON=3.15 scripts/test.sh     # everything, on another interpreter (3.11 to 3.15)
 #   scripts/test.sh -k timers -x    # only pytest, with these arguments
+#   RINGLOOP_COMPAT_RECORD=tests/compat/results scripts/test.sh   # also record (see below)
 # Exits non-zero on any failure, including a pytest run that collected no test.
+# A version this machine lacks at its latest patch release (3.13 to 3.15) runs inside a
+# cached Debian sid chroot that has it (scripts/debian-python.sh), set up on first use.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ -z "${RINGLOOP_IN_DEBIAN_CHROOT:-}" ] && "$root/scripts/debian-python.sh" serves "${PYTHON:-}"; then
+    "$root/scripts/debian-python.sh" ensure "$PYTHON" >/dev/null
+    PYTHON=python$PYTHON exec "$root/scripts/debian-python.sh" run "$root/scripts/test.sh" "$@"
+fi
 venv=$("$root/scripts/setup.sh")
 py=$venv/bin/python
 cd "$root"
@@ -27,16 +34,21 @@ rc=0
 # pytest: 5 means no test was collected, which is a failure here too.
 [ "$rc" -eq 0 ] || { say "FAILED: pytest exited with $rc$([ "$rc" -eq 5 ] && echo ' (no tests collected)')"; exit "$rc"; }
 
+# RINGLOOP_COMPAT_RECORD=DIR (inside the repository): the compat runners also run the
+# stdlib baseline and record their results there, for docs/compatibility.md
+# (tests/compat/render_doc.py).
+record=()
+[ -z "${RINGLOOP_COMPAT_RECORD:-}" ] || record=(--all-loops --record "$RINGLOOP_COMPAT_RECORD")
 if [ $# -eq 0 ]; then
     if [ -f tests/compat/run_cpython.py ]; then
         say "CPython asyncio suite: tests/compat/run_cpython.py"
-        "$py" tests/compat/run_cpython.py || { rc=$?; say "FAILED: CPython asyncio suite exited with $rc"; exit "$rc"; }
+        "$py" tests/compat/run_cpython.py "${record[@]}" || { rc=$?; say "FAILED: CPython asyncio suite exited with $rc"; exit "$rc"; }
     else
         say "no tests/compat/run_cpython.py yet: CPython suite skipped"
     fi
     say "uvloop's test suite: tests/compat/run_uvloop.py"
     rc=0
-    "$py" tests/compat/run_uvloop.py || rc=$?
+    "$py" tests/compat/run_uvloop.py "${record[@]:1}" || rc=$?
     if [ "$rc" -eq 4 ]; then
         # Exit status 4: the sdist could not be obtained (offline and not cached).
         say "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"

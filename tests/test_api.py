@@ -4,6 +4,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -31,25 +32,33 @@ def test_version(rl):
 
 
 def test_public_names(rl):
-    for name in ("run", "new_event_loop", "Loop", "EventLoopPolicy", "install",
-                 "backend_info", "__version__"):
+    for name in ("run", "new_event_loop", "Loop", "install", "backend_info", "__version__"):
         assert hasattr(rl, name), name
+    # Where asyncio's policies are deprecated, ringloop's policy is left out of `import *`.
+    assert ("EventLoopPolicy" in rl.__all__) == (sys.version_info < (3, 14))
 
 
-def test_new_event_loop_type(rl, loop):
-    assert isinstance(loop, rl.Loop)
-    assert isinstance(loop, asyncio.AbstractEventLoop)
-    lp = rl.new_event_loop()
-    try:
-        assert isinstance(lp, rl.Loop)
-        assert lp.backend_name in ("io_uring", "epoll")
-    finally:
-        lp.close()
+def _policy_api(rl, what):
+    """ringloop.EventLoopPolicy / ringloop.install(), with the DeprecationWarning that
+    asyncio's policy API gives from Python 3.14 on (and none before)."""
+    def get():
+        return rl.EventLoopPolicy if what == "class" else rl.install()
+    if sys.version_info < (3, 14):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            return get()
+    with pytest.warns(DeprecationWarning, match="slated for removal in Python 3.16") as rec:
+        got = get()
+    assert [w.filename for w in rec] == [__file__]      # points at the caller
+    return got
 
 
 def test_event_loop_policy(rl):
-    policy = rl.EventLoopPolicy()
-    assert isinstance(policy, asyncio.AbstractEventLoopPolicy)
+    cls = _policy_api(rl, "class")
+    policy = cls()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # asyncio's own name warns
+        assert isinstance(policy, asyncio.AbstractEventLoopPolicy)
     lp = policy.new_event_loop()
     try:
         assert isinstance(lp, rl.Loop)
@@ -58,10 +67,15 @@ def test_event_loop_policy(rl):
 
 
 def test_install(rl):
-    old = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = asyncio.get_event_loop_policy()
+        cls = rl.EventLoopPolicy
     try:
-        rl.install()
-        assert isinstance(asyncio.get_event_loop_policy(), rl.EventLoopPolicy)
+        _policy_api(rl, "install")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            assert isinstance(asyncio.get_event_loop_policy(), cls)
         lp = asyncio.new_event_loop()
         try:
             assert isinstance(lp, rl.Loop)
@@ -73,7 +87,9 @@ def test_install(rl):
 
         assert asyncio.run(main()) is rl.Loop
     finally:
-        asyncio.set_event_loop_policy(old)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_event_loop_policy(old)
     lp = asyncio.new_event_loop()
     try:
         assert not isinstance(lp, rl.Loop)

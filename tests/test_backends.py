@@ -37,6 +37,21 @@ def test_backend_info_keys():
 
 
 @ringloop_only
+def test_backend_info_free_threading():
+    # ringloop keeps the GIL on a free-threaded Python and says why.
+    import sys
+    import sysconfig
+    import ringloop
+    ft = ringloop.backend_info()["free_threading"]
+    assert ft["gil_required"] is True
+    assert ft["free_threaded_build"] is bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    assert ft["gil_enabled"] is True     # on any build, once ringloop is imported
+    if hasattr(sys, "_is_gil_enabled"):
+        assert sys._is_gil_enabled()
+    assert "GIL" in ft["reason"] and "call_soon_threadsafe" in ft["reason"]
+
+
+@ringloop_only
 def test_default_loop_uses_backend_info_backend():
     import ringloop
     lp = ringloop.new_event_loop()

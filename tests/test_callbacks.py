@@ -1,6 +1,8 @@
 """call_soon / call_soon_threadsafe, Handle API, contextvars."""
 import asyncio
+import concurrent.futures
 import contextvars
+import sys
 import gc
 import threading
 import time
@@ -238,6 +240,102 @@ def test_call_soon_threadsafe_context_and_cancel(loop):
     loop.call_soon_threadsafe(loop.stop)
     loop.run_forever()
     assert seen == ["ts"]
+
+
+# A call_soon_threadsafe handle (asyncio.events._ThreadSafeHandle, Python 3.14): while
+# its callback runs, cancel()/cancelled() from another thread wait for it to return;
+# from the callback's own thread they do not. asyncio's loop does so from 3.14 on.
+@pytest.fixture
+def threadsafe_handles_wait(reference):
+    if reference and sys.version_info < (3, 14):
+        pytest.skip("asyncio's handles wait for a running callback from Python 3.14 on")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("call", ["cancel", "cancelled"])
+def test_threadsafe_handle_other_thread_waits_for_running_callback(loop, threadsafe_handles_wait, call):
+    started, finished = threading.Event(), threading.Event()
+    seen = {}
+
+    def callback():
+        started.set()
+        time.sleep(0.3)         # the other thread's call comes meanwhile
+        finished.set()
+
+    def other_thread():
+        h = loop.call_soon_threadsafe(callback)
+        started.wait(5)
+        seen["result"] = getattr(h, call)()
+        seen["finished_first"] = finished.is_set()
+        seen["cancelled"] = h.cancelled()
+        loop.call_soon_threadsafe(loop.stop)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    loop.run_forever()
+    t.join(5)
+    assert seen["finished_first"] is True
+    assert seen["cancelled"] is (call == "cancel")
+    if call == "cancelled":
+        assert seen["result"] is False
+
+
+@pytest.mark.timeout(10)
+def test_threadsafe_handle_cancel_from_own_callback_does_not_wait(loop, threadsafe_handles_wait):
+    handle = concurrent.futures.Future()
+    seen = []
+
+    def callback():
+        h = handle.result(5)
+        h.cancel()                      # would deadlock if it waited for itself
+        seen.append(h.cancelled())
+        loop.stop()
+
+    handle.set_result(loop.call_soon_threadsafe(callback))
+    loop.run_forever()
+    assert seen == [True]
+
+
+@pytest.mark.timeout(10)
+def test_threadsafe_handle_cancelled_from_other_thread_before_running(loop):
+    ran, ready = [], threading.Event()
+
+    def other_thread():
+        h = loop.call_soon_threadsafe(ran.append, "no")
+        h.cancel()
+        ready.set()
+        loop.call_soon_threadsafe(loop.stop)
+
+    loop.call_soon(ready.wait, 5)        # the loop is busy until the cancel is done
+    t = threading.Thread(target=other_thread)
+    t.start()
+    loop.run_forever()
+    t.join(5)
+    assert ran == []
+
+
+@pytest.mark.timeout(10)
+def test_threadsafe_handle_cancel_waits_only_for_its_own_callback(loop):
+    # A thread cancelling a pending handle is not held up by another running callback
+    # that waits for that very thread (a per-handle wait, not a loop-wide lock).
+    out = []
+
+    def long_callback(t):
+        t.start()
+        t.join(5)                      # waits for the cancelling thread
+        out.append(("joined", not t.is_alive()))
+        loop.stop()
+
+    def other_thread():
+        pending.cancel()
+        out.append(("cancelled", pending.cancelled()))
+
+    t = threading.Thread(target=other_thread)
+    loop.call_soon_threadsafe(long_callback, t)          # runs first: FIFO
+    pending = loop.call_soon_threadsafe(out.append, "must not run")
+    loop.run_forever()
+    assert ("cancelled", True) in out and ("joined", True) in out
+    assert "must not run" not in out
 
 
 @pytest.mark.timeout(10)

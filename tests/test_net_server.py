@@ -380,6 +380,30 @@ def test_serve_forever_cancel_closes(loop, run):
     run(main())
 
 
+@pytest.mark.reference_bug("a cancelled serve_forever() leaves its clients open, so "
+                           "wait_closed() waits for them (fixed in later 3.13 releases)",
+                           [(3, 11, 7), (3, 12, 1), (3, 13, 0)])
+def test_serve_forever_cancel_closes_hanging_clients(loop, run):
+    # Ctrl+C while a client is connected and silent: serve_forever() ends, and the
+    # server's wait_closed() with it, because the client's connection is closed.
+    async def main():
+        f = Factory(loop)
+        server = await loop.create_server(f, "127.0.0.1", 0)
+        task = loop.create_task(server.serve_forever())
+        client = socket.create_connection(server.sockets[0].getsockname(), timeout=5)
+        try:
+            proto = await f.get(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), 2)
+            await asyncio.wait_for(server.wait_closed(), 2)
+            assert proto.transport.is_closing()
+            assert client.recv(1) == b""            # the server closed it
+        finally:
+            client.close()
+    run(main())
+
+
 def test_serve_forever_ends_when_closed(loop, run):
     """close() cancels a pending serve_forever()."""
     async def main():

@@ -2,6 +2,7 @@
 loop.sendfile()."""
 import asyncio
 import errno
+import io
 import socket
 
 import pytest
@@ -526,6 +527,35 @@ def test_sock_sendfile_whole_file(loop, run, socks, datafile):
             assert await loop.sock_sendfile(a, f, len(data) - 10) == 10
             a.shutdown(socket.SHUT_WR)
             assert await peer.wait_done() == data + data[-10:]
+        run(main())
+    finally:
+        peer.close()
+
+
+@pytest.mark.reference_bug("the fallback seeks only to a non-zero offset, and the "
+                           "position stays put when nothing was sent (changed in "
+                           "later releases)", [(3, 11, 7), (3, 12, 1), (3, 13, 0)])
+def test_sock_sendfile_offset_starts_from_offset_not_position(loop, run, socks, datafile):
+    # offset= is where reading starts, wherever the file's position was; afterwards the
+    # position is just after what was sent, also when that is nothing.
+    a, b = socks
+    f, data = datafile
+    memfile = io.BytesIO(data)          # no fileno(): the read + send fallback
+    memfile.seek(0, io.SEEK_END)
+    peer = Peer(b)
+    try:
+        async def main():
+            peer.start_reader()
+            f.seek(123)
+            assert await loop.sock_sendfile(a, f, len(data)) == 0        # sendfile(2)
+            assert f.tell() == len(data)
+            assert await loop.sock_sendfile(a, memfile, 0, 1000) == 1000  # fallback
+            assert memfile.tell() == 1000
+            memfile.seek(77)
+            assert await loop.sock_sendfile(a, memfile, len(data)) == 0
+            assert memfile.tell() == len(data)
+            a.shutdown(socket.SHUT_WR)
+            assert await peer.wait_done() == data[:1000]
         run(main())
     finally:
         peer.close()

@@ -290,6 +290,13 @@ def test_tcp_echo_and_extra_info(loop, run, pki):
         assert tr.get_extra_info("sockname")[0] == HOST
         assert tr.get_extra_info("socket").family == socket.AF_INET
         assert tr.get_extra_info("no such key", "default") == "default"
+        # asyncio's TLS transport exposes its protocol's read-pause flag (private,
+        # read by CPython's own tests).
+        assert tr._ssl_protocol._app_reading_paused is False
+        tr.pause_reading()
+        assert tr._ssl_protocol._app_reading_paused is True
+        tr.resume_reading()
+        assert tr._ssl_protocol._app_reading_paused is False
 
         sp = await f.get(0)
         sx = tls_extra(sp.transport)
@@ -750,6 +757,56 @@ def test_server_close_and_abort_seen_by_client(loop, run, pki, sock_path, family
     run(main())
 
 
+@pytest.mark.reference_bug("close() after the TLS shutdown waits for the write buffer "
+                           "to drain, without ssl_shutdown_timeout (changed in 3.14)",
+                           [(3, 11, 7), (3, 12, 1), (3, 13, 0)])
+@pytest.mark.parametrize("close_first", [True, False], ids=["close-then-eof", "eof-only"])
+def test_shutdown_timeout_after_eof_from_peer_that_does_not_read(loop, run, pki, close_first):
+    # The peer sends EOF but never reads what we still have queued: ssl_shutdown_timeout
+    # also bounds the wait for that queue to drain, whoever began the shutdown.
+    def peer_run(peer):
+        lsock.settimeout(10)
+        conn, _ = lsock.accept()
+        with pki.server_context().wrap_socket(conn, server_side=True) as tls:
+            peer.progress["handshake"] = True
+            peer.release.wait(15)              # until our send buffers are full
+            tls.shutdown(socket.SHUT_WR)       # EOF, and never a read
+            peer.progress["eof"] = True
+            peer.done_waiting = threading.Event()
+            peer.progress["stop"] = peer.done_waiting
+            peer.done_waiting.wait(15)
+
+    async def main():
+        tr, p = await tls_connect(loop, "tcp", lsock.getsockname(), lambda: Proto(loop),
+                                  pki.client_context(), ssl_shutdown_timeout=0.1)
+        try:
+            chunk = bytes(1 << 20)
+            for _ in range(64):
+                if p.paused:
+                    break
+                tr.write(chunk)
+                await asyncio.sleep(0)
+            assert p.paused, "the transport never paused writing"
+            if close_first:
+                tr.close()
+            peer.release.set()
+            exc = await asyncio.wait_for(p.lost, 10)
+        finally:
+            peer.release.set()
+            await until(lambda: "stop" in peer.progress)
+            peer.progress["stop"].set()
+            tr.abort()
+        assert isinstance(exc, TimeoutError)
+
+    lsock = tcp_listener()
+    peer = PeerThread(peer_run)
+    try:
+        run(main(), timeout=20)
+        run(peer.result())
+    finally:
+        lsock.close()
+
+
 @FAMILIES
 def test_shutdown_timeout_client(loop, run, pki, sock_path, family):
     # The peer finishes the handshake, then never answers close_notify: after
@@ -1104,6 +1161,80 @@ def test_streams_start_tls(loop, run, pki, sock_path, family):
         server.close()
         await server.wait_closed()
     run(main())
+
+
+@pytest.mark.reference_bug("start_tls() leaves the ClientHello in the StreamReader "
+                           "(fixed by gh-142352 in later patch releases)",
+                           [(3, 11, 7), (3, 12, 1), (3, 13, 0)])
+def test_streams_start_tls_with_client_hello_already_buffered(loop, run, pki):
+    # The client starts TLS without waiting for an answer, so the server's reader has
+    # read the ClientHello along with the plain text before the server's start_tls().
+    sctx, cctx = pki.server_context(), pki.client_context()
+
+    async def handler(reader, writer):
+        assert await reader.readline() == b"STARTTLS\n"
+        await until(lambda: reader._buffer, what="the ClientHello in the reader")
+        await writer.start_tls(sctx)
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await asyncio.start_server(handler, HOST, 0)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.write(b"STARTTLS\n")
+        await writer.start_tls(cctx, server_hostname="localhost")
+        writer.write(b"ping\n")
+        assert await asyncio.wait_for(reader.readline(), 10) == b"PING\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+    run(main(), timeout=15)
+
+
+def test_start_tls_failed_verification_leaves_no_cycle(loop, run, pki):
+    # A start_tls() that fails (the server's certificate is not trusted) frees the
+    # plain transport by reference counting alone: no reference cycle keeps it.
+    import weakref
+    refs = []
+
+    class Client(asyncio.Protocol):       # keeps no reference to its transport
+        def __init__(self):
+            self.answer = loop.create_future()
+
+        def data_received(self, data):
+            if not self.answer.done():
+                self.answer.set_result(data)
+
+    async def main():
+        server = await loop.create_server(
+            lambda: StartTlsServer(loop, pki.server_context()), HOST, 0)
+        try:
+            tr, proto = await loop.create_connection(Client, *server.sockets[0].getsockname())
+            refs.append(weakref.ref(tr))
+            tr.write(b"STARTTLS\n")
+            assert await proto.answer == b"OK\n"     # the rest is TLS
+            try:
+                await loop.start_tls(tr, proto, ssl.create_default_context(),
+                                     server_hostname="localhost")
+            except ssl.SSLCertVerificationError:
+                refs.append("verification failed")
+            del tr, proto
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    gc.collect()
+    gc.disable()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+        alive = [r() is not None for r in refs[:1]]
+    finally:
+        gc.enable()
+    assert refs[1:] == ["verification failed"]
+    assert alive == [False]
 
 
 # ---------------------------------------------------------------- large transfers

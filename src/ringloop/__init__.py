@@ -11,8 +11,12 @@ import sys as _sys
 
 from ringloop._version import __version__
 
-__all__ = ("Loop", "EventLoopPolicy", "new_event_loop", "run", "install", "backend_info",
-           "__version__")
+from ringloop import _policy
+from ringloop._policy import install
+
+__all__ = ("Loop", "new_event_loop", "run", "install", "backend_info", "__version__")
+if not _policy.POLICIES_DEPRECATED:
+    __all__ += ("EventLoopPolicy",)
 
 if _sys.platform.startswith("linux"):
     from ringloop._backend_choice import backend_info as _backend_info
@@ -38,16 +42,11 @@ def new_event_loop(*, backend=None):
     return Loop(backend)
 
 
-class EventLoopPolicy(_asyncio.DefaultEventLoopPolicy):
-    """An asyncio policy whose new loops are ringloop loops."""
-
-    def _loop_factory(self):
-        return new_event_loop()
-
-
-def install():
-    """Make ringloop the loop asyncio.new_event_loop() and asyncio.run() create."""
-    _asyncio.set_event_loop_policy(EventLoopPolicy())
+def __getattr__(name):
+    # EventLoopPolicy is made on first use: asyncio's policy classes warn from 3.14 on.
+    if name == "EventLoopPolicy":
+        return _policy.event_loop_policy_class(2)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(main, *, debug=None, backend=None):

@@ -6,12 +6,10 @@ import sys
 
 
 def _run(argv):
-    # Run any asyncio program unchanged, with ringloop as the policy's loop.
-    import ringloop
-
+    # Run any asyncio program unchanged, on ringloop.
     if not argv:
         sys.exit("usage: python -m ringloop run SCRIPT [args] | -m MODULE [args]")
-    ringloop.install()
+    _make_new_loops_ringloops()
     if argv[0] == "-m":
         if len(argv) < 2:
             sys.exit("usage: python -m ringloop run -m MODULE [args]")
@@ -21,6 +19,28 @@ def _run(argv):
         sys.argv = list(argv)
         sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
         runpy.run_path(argv[0], run_name="__main__")
+
+
+def _make_new_loops_ringloops():
+    import asyncio
+
+    import ringloop
+    from ringloop import _policy
+
+    if not _policy.POLICIES_DEPRECATED:
+        ringloop.install()      # also covers asyncio.get_event_loop()'s implicit loop
+        return
+    # Without policies: asyncio.run() and asyncio.Runner() get ringloop as their default
+    # loop_factory (a Runner with a factory leaves asyncio's default-loop machinery,
+    # the policy on 3.14, alone: asyncio/runners.py), and asyncio.new_event_loop() is
+    # ringloop's.
+
+    class Runner(asyncio.runners.Runner):
+        def __init__(self, *, debug=None, loop_factory=None):
+            super().__init__(debug=debug, loop_factory=loop_factory or ringloop.new_event_loop)
+
+    asyncio.runners.Runner = asyncio.Runner = Runner        # asyncio.run() uses it too
+    asyncio.events.new_event_loop = asyncio.new_event_loop = ringloop.new_event_loop
 
 
 def _doctor(argv):

@@ -8,6 +8,8 @@ epoll, and the reason is kept for backend_info(). A forced io_uring that cannot 
 is an error, never a silent fallback.
 """
 import os
+import sys
+import sysconfig
 
 from ringloop import _core
 
@@ -96,4 +98,26 @@ def backend_info():
             "opcodes": probe["opcodes"],
             "error": probe["error"],
         },
+        "free_threading": free_threading_info(),
+    }
+
+
+# The cross-thread paths (call_soon_threadsafe, executor results, signal wake-ups,
+# closing a loop from another thread) and the compiled ready queue and timer heap they
+# touch take the GIL as their lock. No free-threaded build was at hand to audit and test
+# them without it, so both extension modules declare that they need the GIL
+# (Py_mod_gil, Cython's freethreading_compatible=False): on a free-threaded Python,
+# importing ringloop turns the GIL back on, and Python warns that it did.
+GIL_REASON = ("ringloop's compiled core uses the GIL as the lock of its cross-thread paths "
+              "(call_soon_threadsafe, executor results, signal wake-ups, close from "
+              "another thread); on a free-threaded Python it keeps the GIL enabled")
+
+
+def free_threading_info():
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    return {
+        "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "gil_required": True,
+        "gil_enabled": True if is_gil_enabled is None else is_gil_enabled(),
+        "reason": GIL_REASON,
     }

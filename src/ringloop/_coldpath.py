@@ -14,12 +14,13 @@ import threading
 import traceback
 import warnings
 import weakref
-from asyncio import base_events, constants, coroutines, futures, tasks
+from asyncio import base_events, constants, futures, tasks
 
 # asyncio.timeouts exists from Python 3.11 on.
 from asyncio import timeouts
 
 from ringloop._parts import LoopPart
+from ringloop._coroutine_check import is_coroutine_or_coroutine_function
 
 
 def _stop_loop_when_done(fut):
@@ -234,7 +235,7 @@ class ColdPathMixin(LoopPart):
         return futures.wrap_future(executor.submit(func, *args), loop=self)
 
     def _check_callback_for_executor(self, func):
-        if coroutines.iscoroutine(func) or coroutines.iscoroutinefunction(func):
+        if is_coroutine_or_coroutine_function(func):
             raise TypeError("coroutines cannot be used with run_in_executor()")
         if not callable(func):
             raise TypeError(f'a callable object was expected by run_in_executor(), got {func!r}')
@@ -338,7 +339,7 @@ class ColdPathMixin(LoopPart):
                     self._add_callback(handle)
 
     def add_signal_handler(self, sig, callback, *args):
-        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        if is_coroutine_or_coroutine_function(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         if self.is_closed():

@@ -21,6 +21,7 @@ import threading
 from asyncio import events as _aio_events
 from asyncio import format_helpers as _format_helpers
 from asyncio import coroutines as _aio_coroutines
+from ringloop._coroutine_check import is_coroutine_or_coroutine_function as _is_coroutine_or_coroutine_function
 
 include "_externs.pxi"
 include "_malloc.pxi"

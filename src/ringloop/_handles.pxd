@@ -16,6 +16,7 @@ cdef class Handle:
         readonly double _when
         readonly bint _scheduled
         unsigned char _parked   # PARKED_* bits: out of the collector's lists (park)
+        unsigned char _ts_state # TS_*: a call_soon_threadsafe handle's progress
         unsigned char _when_is_int  # when() gives back the int it was given, as asyncio's
 
     cdef _cancel(self)

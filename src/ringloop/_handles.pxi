@@ -19,6 +19,8 @@ cdef class Handle:
         return self._context
 
     def cancel(self):
+        if self._ts_state == TS_RUNNING:
+            _wait_threadsafe_run(self)
         if not self._cancelled:
             self._cancel()
 
@@ -31,9 +33,28 @@ cdef class Handle:
         self._args = None
 
     def cancelled(self):
+        if self._ts_state == TS_RUNNING:
+            _wait_threadsafe_run(self)
         return self._cancelled
 
     cdef int run(self) except -1:
+        if self._ts_state != TS_NONE:
+            return self._run_threadsafe()
+        return self._invoke()
+
+    cdef int _run_threadsafe(self) except -1:
+        # The loop saw the handle not cancelled and has held the GIL since, so no
+        # cancel() slipped in between (ringloop keeps the GIL: backend_info()).
+        self._ts_state = TS_RUNNING
+        try:
+            return self._invoke()
+        finally:
+            self._ts_state = TS_DONE
+            if _ts_waiters:
+                with _ts_done:
+                    _ts_done.notify_all()
+
+    cdef inline int _invoke(self) except -1:
         # Exceptions go to the loop's exception handler, except SystemExit and
         # KeyboardInterrupt, which propagate out of run_forever (asyncio.Handle._run).
         cdef object callback = self._callback
@@ -82,6 +103,36 @@ cdef class Handle:
         if self._repr is not None:
             return self._repr
         return '<{}>'.format(' '.join(self._repr_info()))
+
+
+# A handle made by call_soon_threadsafe follows asyncio's _ThreadSafeHandle (Python
+# 3.14, asyncio/events.py): cancel() or cancelled() from another thread while its
+# callback runs wait until the callback has returned; from the callback's own thread
+# they do not wait. One condition for all such handles: waiting is rare (a cancel that
+# races a running callback), and the loop only notifies when someone waits. A waiter
+# counts itself and re-checks the state while it holds the GIL, so the loop either
+# sees the count or the waiter sees TS_DONE.
+cdef enum:
+    TS_NONE = 0         # not from call_soon_threadsafe
+    TS_PENDING = 1
+    TS_RUNNING = 2
+    TS_DONE = 3
+
+_ts_done = threading.Condition()
+cdef Py_ssize_t _ts_waiters = 0
+
+
+cdef _wait_threadsafe_run(Handle h):
+    global _ts_waiters
+    if threading.get_ident() == getattr(h._loop, "_thread_id", None):
+        return          # the callback itself, or code it calls
+    with _ts_done:
+        _ts_waiters += 1
+        try:
+            while h._ts_state == TS_RUNNING:
+                _ts_done.wait()
+        finally:
+            _ts_waiters -= 1
 
 
 cdef enum:

@@ -4,12 +4,10 @@
 # set-up, subprocesses) and what CoreLoop calls on them: ringloop/_parts.py.
 
 from asyncio import base_events as _aio_base_events
+from asyncio import futures as _aio_futures
+from asyncio import tasks as _aio_tasks
 import time as _time
 
-cdef object _Future = asyncio.Future
-cdef object _Task = asyncio.Task
-cdef object _get_running_loop = _aio_events._get_running_loop
-cdef object _set_running_loop = _aio_events._set_running_loop
 cdef double _CLOCK_RESOLUTION = _time.get_clock_info('monotonic').resolution
 
 cdef enum:
@@ -26,6 +24,10 @@ def _bump_fork_generation():
     _fork_generation += 1
 
 os.register_at_fork(after_in_child=_bump_fork_generation)
+
+
+# asyncio passes create_task()'s name to the task factory from Python 3.14 on.
+cdef bint _TASK_FACTORY_TAKES_NAME = sys.version_info >= (3, 14)
 
 
 cdef int _fileno_of(fileobj) except? -1:
@@ -340,7 +342,7 @@ cdef class CoreLoop:
     cdef int _debug_checks(self, callback, str method, bint thread) except -1:
         if thread:
             self._check_thread()
-        if _aio_coroutines.iscoroutine(callback) or _aio_coroutines.iscoroutinefunction(callback):
+        if _is_coroutine_or_coroutine_function(callback):
             raise TypeError(f"coroutines cannot be used with {method}()")
         if not callable(callback):
             raise TypeError(f'a callable object was expected by {method}(), got {callback!r}')
@@ -384,6 +386,7 @@ cdef class CoreLoop:
         if self._debug:
             self._debug_checks(callback, 'call_soon_threadsafe', False)
         h = self._new_handle(callback, args, context)
+        h._ts_state = TS_PENDING
         ready_push_new(&self.ready, h, context is None)
         # Only a loop blocked in the kernel needs waking; a running one will see the
         # queue before it next decides how long to wait (see _poll).
@@ -582,12 +585,16 @@ cdef class CoreLoop:
     cdef int _check_running(self) except -1:
         if self._thread_ident != 0:
             raise RuntimeError('This event loop is already running')
-        if _get_running_loop() is not None:
+        if _aio_events._get_running_loop() is not None:
             raise RuntimeError('Cannot run the event loop while another loop is running')
         return 0
 
     def run_forever(self):
         """Run until stop() is called."""
+        # Looked up per run, as asyncio's loop does: asyncio.events' pure-Python and C
+        # running-loop functions keep separate state from 3.14 on, and code (CPython's
+        # tests) may swap one for the other.
+        set_running_loop = _aio_events._set_running_loop
         self._check_closed()
         self._check_running()
         self._check_fork()
@@ -600,7 +607,7 @@ cdef class CoreLoop:
             self._set_coroutine_origin_tracking(self._debug)
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
-            _set_running_loop(self)
+            set_running_loop(self)
             while True:
                 self._run_once()
                 if self._stopping:
@@ -609,7 +616,7 @@ cdef class CoreLoop:
             self._stopping = False
             self._thread_ident = 0
             self._thread_id = None
-            _set_running_loop(None)
+            set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*self._old_agen_hooks)
             self._old_agen_hooks = None
@@ -648,17 +655,26 @@ cdef class CoreLoop:
     # ---- futures and tasks --------------------------------------------------------
 
     def create_future(self):
-        return _Future(loop=self)
+        # asyncio.futures.Future and asyncio.tasks.Task are looked up per call, as
+        # asyncio's loop does: code may swap in the pure-Python classes (CPython's
+        # tests do, asyncio.capture_call_graph then needs them).
+        return _aio_futures.Future(loop=self)
 
     def create_task(self, coro, *, name=None, context=None, **kwargs):
         self._check_closed()
         if self._task_factory is None:
-            task = _Task(coro, loop=self, name=name, context=context, **kwargs)
+            task = _aio_tasks.Task(coro, loop=self, name=name, context=context, **kwargs)
             if task._source_traceback:
                 del task._source_traceback[-1]
             return task
         if context is not None:
             kwargs['context'] = context
+        if _TASK_FACTORY_TAKES_NAME:
+            # 3.14+: the factory gets the name (asyncio/base_events.py), so an eager
+            # task has it while its first step runs.
+            if name is not None:
+                kwargs['name'] = name
+            return self._task_factory(self, coro, **kwargs)
         task = self._task_factory(self, coro, **kwargs)
         if name is not None:
             task.set_name(name)

@@ -13,7 +13,7 @@ import os
 import socket
 import stat
 import sys
-from asyncio import staggered, tasks
+from asyncio import staggered, streams, tasks
 
 from ringloop import _core
 from ringloop._parts import LoopPart
@@ -157,6 +157,8 @@ class NetworkMixin(LoopPart):
             ssl_shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
         # Paused until SSLProtocol.connection_made has run, so it sees no data first.
         transport.pause_reading()
+        if server_side:
+            _move_stream_buffer_to_tls(protocol, ssl_protocol)
         transport.set_protocol(ssl_protocol)
         connection_made = self.call_soon(ssl_protocol.connection_made, transport)
         resume = self.call_soon(transport.resume_reading)
@@ -166,7 +168,10 @@ class NetworkMixin(LoopPart):
             transport.close()
             connection_made.cancel()
             resume.cancel()
-            waiter = None       # as in _create_connection_transport
+            # The exception's traceback holds this frame, and the waiter holds the
+            # exception: a cycle that would keep the transport alive until the next
+            # garbage collection.
+            waiter = None
             raise
         return ssl_protocol._app_transport
 
@@ -514,3 +519,16 @@ class NetworkMixin(LoopPart):
                 pass
             except OSError as err:
                 logger.error('Unable to clean up listening UNIX socket %r: %r', path, err)
+
+
+def _move_stream_buffer_to_tls(protocol, ssl_protocol):
+    """A server's StreamWriter.start_tls(): what the client sent after its last plain
+    text and already sits in the StreamReader (its TLS ClientHello, read along with the
+    plain text) belongs to the TLS layer, or the handshake waits for bytes that never
+    come (asyncio's start_tls does the same, gh-142352)."""
+    if not isinstance(protocol, streams.StreamReaderProtocol):
+        return
+    reader = getattr(protocol, '_stream_reader', None)
+    if reader is not None and reader._buffer:
+        ssl_protocol._incoming.write(reader._buffer)
+        reader._buffer.clear()

@@ -146,14 +146,15 @@ class SendfileMixin(LoopPart):
                     return sent  # end of file
                 sent += n
         finally:
-            if sent > 0:
-                os.lseek(fileno, offset + sent, os.SEEK_SET)
+            # The file position ends after what was sent, also when nothing was
+            # (asyncio's unix_events.py always moves it, from 3.14 on).
+            os.lseek(fileno, offset + sent, os.SEEK_SET)
 
     async def _copy_file(self, file, offset, count, chunk_size, send):
         """Read `file` from `offset` (at most `count` bytes) in chunks on the executor
         and await send(chunk) for each; the file position ends after what was sent."""
-        if offset:
-            file.seek(offset)
+        if hasattr(file, 'seek'):
+            file.seek(offset)     # also 0: the caller's position may be anywhere
         block = min(count, chunk_size) if count else chunk_size
         buf = bytearray(block)
         sent = 0

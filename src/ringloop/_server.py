@@ -116,6 +116,10 @@ class Server(asyncio.AbstractServer):
         except asyncio.CancelledError:
             try:
                 self.close()
+                # Cancelling serve_forever() (Ctrl+C) ends the connections too, or
+                # wait_closed() would wait for clients that may never leave (asyncio
+                # does the same from 3.13 on).
+                self.close_clients()
                 await self.wait_closed()
             finally:
                 raise

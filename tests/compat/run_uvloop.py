@@ -68,6 +68,8 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run_cpython as _cp  # noqa: E402  (the shared child-side result streaming)
+from pyversions import for_this_python  # noqa: E402
+import record  # noqa: E402
 sys.path.pop(0)
 
 MODES = ("uvloop", "asyncio", "io_uring", "epoll")
@@ -504,7 +506,7 @@ class Expectations(_cp.Expectations):
             self.tables.append((name, getattr(ef, name, {})))
         for name in ("ENVIRONMENT_BY_PYTHON", "EXPECTED_FAILURES_BY_PYTHON",
                      "KNOWN_BUGS_BY_PYTHON"):
-            self.tables.append((name, getattr(ef, name, {}).get(PYVER, {})))
+            self.tables.append((name, for_this_python(getattr(ef, name, {}))))
         for name in ("EXPECTED_FAILURES_BY_BACKEND", "KNOWN_BUGS_BY_BACKEND"):
             self.tables.append((name, getattr(ef, name, {}).get(mode, {})))
 
@@ -929,6 +931,9 @@ def main(argv=None):
                    "(default: download the sdist of the installed uvloop)")
     p.add_argument("--markdown", metavar="FILE")
     p.add_argument("--json", metavar="FILE")
+    p.add_argument("--record", metavar="DIR",
+                   help="write this run's summary for docs/compatibility.md "
+                        "(tests/compat/render_doc.py) into DIR")
     p.add_argument("--workdir")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--asyncio-debug", action="store_true")
@@ -1007,6 +1012,7 @@ def main(argv=None):
     json_out = {}
     grand = {mode: dict.fromkeys(COLS, 0) for mode in modes}
     rl_failed = 0
+    recorded_xfails, recorded_problems = {}, {}
     for mode in modes:
         exp = Expectations(ef, mode)
         rows = []
@@ -1029,6 +1035,9 @@ def main(argv=None):
                 "fatal": res.fatal, "tests": res.tests}
         counts[("total", mode)] = grand[mode]
         rows.append(("total", grand[mode], None))
+        recorded_xfails[mode] = [(tid, section, reason)
+                                 for tid, section, _, reason in xfails_all]
+        recorded_problems[mode] = [(tid, kind) for tid, kind, _ in problems_all]
         cols = [k for k in COLS if not (
             (k in ("required", "req. passed") and mode not in BACKENDS) or
             (k == "UV only" and mode == "asyncio") or k == "UV only passed")]
@@ -1080,6 +1089,11 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(json_out, f, indent=1, sort_keys=True)
 
+    if args.record:
+        record.write(args.record, "uvloop", modes,
+                     {mode: {m: counts[(m, mode)] for m in modules} for mode in modes},
+                     recorded_xfails, recorded_problems, time.monotonic() - t_start,
+                     uvloop_tests=version)
     print("\n%s in %.0fs (Python %s, uvloop %s tests)" % (
         "; ".join("%s %d/%d passed" % (mode, grand[mode]["passed"],
                                        grand[mode]["run"]) for mode in modes),

@@ -128,7 +128,7 @@ cdef class _SSLProtocolCore:
         AppState _app_state
         int _conn_lost
         bint _ssl_writing_paused        # the socket transport paused us
-        bint _app_reading_paused        # the application paused reading
+        readonly bint _app_reading_paused   # the application paused reading (asyncio has it too)
         bint _ssl_reading_paused        # we paused the socket transport
         bint _eof_received
         bint _app_writing_paused        # we paused the application
@@ -426,12 +426,19 @@ cdef class _SSLProtocolCore:
         return 0
 
     cdef int _on_shutdown_complete(self, shutdown_exc) except -1:
-        if self._shutdown_timeout_handle is not None:
-            self._shutdown_timeout_handle.cancel()
-            self._shutdown_timeout_handle = None
         if shutdown_exc:
+            if self._shutdown_timeout_handle is not None:
+                self._shutdown_timeout_handle.cancel()
+                self._shutdown_timeout_handle = None
             self._fatal_error(shutdown_exc)
         else:
+            # transport.close() first flushes the write buffer, which a peer that does
+            # not read can hold up forever: ssl_shutdown_timeout keeps running (or
+            # starts, when the peer began the shutdown) until connection_lost(), as
+            # in asyncio 3.14's sslproto.py.
+            if self._shutdown_timeout_handle is None:
+                self._shutdown_timeout_handle = self._loop.call_later(
+                    self._ssl_shutdown_timeout, self._check_shutdown_timeout)
             self._loop._soon(self._transport.close, ())
         return 0
 

@@ -155,6 +155,10 @@ static int exec_module(PyObject *module)
 
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, exec_module},
+#ifdef Py_GIL_DISABLED
+    /* Needs the GIL on free-threaded builds, like ringloop._core (see backend_info()). */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL},
 };
 
