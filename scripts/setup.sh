@@ -132,12 +132,14 @@ install_editable() {
     (cd "$root" && "$vpy" -m pip install --no-build-isolation -e ".[test,bench,compat]")
 }
 install_sanitized() {
-    local copy rc=0
+    local copy wheel rc=0
     copy=$(mktemp -d)
     cp -r "$root/setup.py" "$root/pyproject.toml" "$root/README.md" "$root/src" "$copy/"
     (cd "$copy" && CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
-        "$vpy" -m pip install --no-build-isolation --force-reinstall --no-deps . &&
-        "$vpy" -m pip install ".[test]") || rc=$?
+        "$vpy" -m pip wheel --no-build-isolation --no-deps -w dist .) &&
+    wheel=$(echo "$copy"/dist/ringloop-*.whl) &&
+    "$vpy" -m pip install --force-reinstall --no-deps "$wheel" &&
+    "$vpy" -m pip install "$wheel[test]" || rc=$?
     rm -rf "$copy"
     return $rc
 }
