@@ -58,9 +58,9 @@ def report(result, out):
         drops = load["endpoints"]["udp"]["kernel_drops"]
         w(f"  (udp: the kernel dropped {drops} datagrams at the load generator's sockets)\n")
     if result.get("samples"):
-        w("server fds / RSS: " + ", ".join(
+        w("server fds / RSS in use / raw RSS: " + ", ".join(
             f"{s['t']} s{' (end)' if s.get('end') else ''}: {s['fds']} / {kib(s['rss_kib'])}"
-            for s in result["samples"]) + "\n")
+            f" / {kib(s['rss_raw_kib'])}" for s in result["samples"]) + "\n")
     for name, record in result.get("faults", {}).items():
         w(f"fault {name}: {record['runs']} runs, {len(record['failures'])} failed; "
           f"last: {record.get('last')}\n")

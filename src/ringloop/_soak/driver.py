@@ -111,18 +111,22 @@ class Soak:
                 self.final = report
 
     async def take_sample(self, server):
-        """fds and RSS between faults: after a settling second, 3 s of readings; the fd
-        count most often seen (a fault's last connections closing, or the load
-        generator replacing one, are brief), and the median RSS."""
+        """fds and memory between faults. fds: after a settling second, the count most
+        often seen over 3 s (a fault's last connections closing, or the load generator
+        replacing one, are brief). Memory: the median raw RSS over those 3 s, and the
+        RSS in use that the server reports after collecting garbage and trimming
+        malloc's free memory (server.memory_in_use), which the verdict judges."""
         async with self.fault_lock:
             await asyncio.sleep(1)
             readings = []
             for _ in range(30):
                 readings.append(sample(server.pid))
                 await asyncio.sleep(0.1)
-        fds = min(statistics.multimode(r[0] for r in readings))
-        rss = statistics.median_low(r[1] for r in readings)
-        self.samples.append({"t": round(time.monotonic() - self.t0), "fds": fds, "rss_kib": rss})
+            in_use = (await server.command(cmd="memory"))["rss_kib"]
+        self.samples.append({"t": round(time.monotonic() - self.t0),
+                             "fds": min(statistics.multimode(r[0] for r in readings)),
+                             "rss_raw_kib": statistics.median_low(r[1] for r in readings),
+                             "rss_kib": in_use})
 
     async def sampler(self, server):
         for n in itertools.count(1):
@@ -200,9 +204,10 @@ class Soak:
                     task.cancel()
             stats = await server.command(cmd="stats")
             end_fds = await self.quiescent_fds(server, self.samples[0]["fds"])
-            end_rss = sample(server.pid)[1]
+            end_raw = sample(server.pid)[1]
+            end_rss = (await server.command(cmd="memory"))["rss_kib"]
             self.samples.append({"t": round(time.monotonic() - self.t0), "fds": end_fds,
-                                 "rss_kib": end_rss, "end": True})
+                                 "rss_raw_kib": end_raw, "rss_kib": end_rss, "end": True})
             exit_code = await server.stop()
             return self.result(stats, exit_code, loadgen.returncode)
         finally:

@@ -8,13 +8,17 @@ read from stdin, one JSON line each:
     {"cmd": "chaos", "name": STEP}   run a chaos.STEPS step -> {"ok", "detail"}
     {"cmd": "stats"}                 -> counters and every exception the loop's
                                         handler saw (message, type, text, count)
+    {"cmd": "memory"}                -> {"rss_kib"}: resident memory in use, after a
+                                        gc.collect() and malloc_trim(0) (see below)
     {"cmd": "stop"}                  close the endpoints and exit 0
 
 SIGUSR1 dumps every thread's stack to stderr (the driver's watchdog asks for it).
 """
 import asyncio
 import collections
+import ctypes
 import faulthandler
+import gc
 import json
 import os
 import resource
@@ -45,6 +49,19 @@ class HandlerLog:
                 for (m, t, x), n in self.seen.items()]
 
 
+def memory_in_use():
+    """VmRSS in KiB once the garbage is collected and glibc has returned its free
+    memory: ringloop keeps up to 8 MiB of free heap top on purpose (_malloc.pxi), so
+    raw RSS moves by that much with what happened to be freed last; this does not."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except AttributeError:  # not glibc: raw RSS it is
+        pass
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
 def reply(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
@@ -58,7 +75,9 @@ async def commands(backend, ports, counters, handler_log, udp):
         cmd = json.loads(line)
         if cmd["cmd"] == "stop":
             return
-        if cmd["cmd"] == "stats":
+        if cmd["cmd"] == "memory":
+            reply({"rss_kib": memory_in_use()})
+        elif cmd["cmd"] == "stats":
             reply({"counters": counters.as_dict(), "handler": handler_log.as_list(),
                    "udp_errors": udp.errors[:20]})
         elif cmd["cmd"] == "chaos":
