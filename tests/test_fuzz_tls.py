@@ -20,6 +20,7 @@ import threading
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from test_fuzz_transports import Recorder
 from test_tls import _make_pki
 
 pytestmark = pytest.mark.ringloop_only("compares ringloop's behaviour with asyncio's")
@@ -33,32 +34,6 @@ TIMEOUT = 10.0
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     return _make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-class Recorder(asyncio.Protocol):
-    """Records callbacks; consecutive data_received calls count as one event (how
-    plaintext is split between calls is not part of the contract)."""
-
-    def __init__(self, lost):
-        self.events, self.data, self.lost = [], bytearray(), lost
-
-    def _event(self, name):
-        if not self.events or self.events[-1] != name or name != "data":
-            self.events.append(name)
-
-    def connection_made(self, transport):
-        self._event("made")
-
-    def data_received(self, data):
-        self._event("data")
-        self.data += data
-
-    def eof_received(self):
-        self._event("eof")
-
-    def connection_lost(self, exc):
-        self._event(f"lost:{type(exc).__name__ if exc else None}")
-        self.lost.set_result(None)
 
 
 def send_in_pieces(sock, data, sizes):
@@ -136,8 +111,7 @@ async def serve_one(ctx, client, *args):
     loop = asyncio.get_running_loop()
     handler = []
     loop.set_exception_handler(lambda lp, context: handler.append(context.get("message")))
-    lost = loop.create_future()
-    recorder = Recorder(lost)
+    recorder = Recorder()
     server = await loop.create_server(lambda: recorder, "127.0.0.1", 0, ssl=ctx)
     result = {}
 
@@ -151,7 +125,7 @@ async def serve_one(ctx, client, *args):
         while thread.is_alive():
             await asyncio.sleep(0.005)
         if recorder.events:  # the handshake completed: wait for the end of the connection
-            await asyncio.wait_for(asyncio.shield(lost), TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(recorder.done), TIMEOUT)
         else:
             await asyncio.sleep(0.05)
     finally:

@@ -44,7 +44,8 @@ stream_scripts = st.tuples(st.lists(peer_ops, max_size=25), st.sampled_from(["eo
 
 
 class Recorder(asyncio.Protocol):
-    """Records callbacks; consecutive data_received calls count as one event."""
+    """Records callbacks; consecutive data_received calls count as one event (how
+    bytes are split between calls is not part of the contract)."""
 
     def __init__(self):
         self.events, self.data = [], bytearray()

@@ -1,11 +1,11 @@
 /* The load generator of the soak (python -m ringloop soak): checksummed echo traffic
  * in C over epoll, against a server's four endpoints at once.
  *
- *   soak_loadgen STREAM_PORT PROTOCOL_PORT TLS_PORT UDP_PORT CONNS UDP_SOCKETS DEPTH DURATION
+ *   soak_loadgen STREAM_PORT PROTOCOL_PORT TLS_PORT UDP_PORT CONNS UDP_SOCKETS DEPTH DURATION [DRAIN]
  *
  * CONNS connections to each TCP endpoint of 127.0.0.1 (plain streams, plain
  * Protocol, TLS) and UDP_SOCKETS connected UDP sockets, each keeping DEPTH messages
- * in flight. A message is a 24-byte header -- magic, total length, stream id,
+ * in flight; an endpoint whose port is 0 gets none. A message is a 24-byte header -- magic, total length, stream id,
  * CRC-32 of the payload, sequence number (little-endian) -- then a payload of
  * 1 byte to 256 KiB (UDP: to 8 KiB) cut from a fixed pseudo-random pattern at a
  * place that depends on the stream and sequence, so no two neighbours are alike.
@@ -17,8 +17,8 @@
  * nothing else, and is replaced by a new one.
  *
  * Each second it prints one JSON line of progress (messages verified so far);
- * after DURATION seconds it stops sending, waits up to DRAIN_S for what is in
- * flight (anything still missing then is lost), and prints one final JSON object:
+ * after DURATION seconds it stops sending, waits up to DRAIN seconds (default 60)
+ * for what is in flight (anything still missing then is lost), and prints one final JSON object:
  * by endpoint, messages and bytes sent and verified, lost, duplicated, corrupted,
  * connection errors (a reset, an early EOF, a failed handshake: the load's
  * connections get no fault injected, so any is a failure), connections opened and
@@ -33,6 +33,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,6 @@
 #define PATTERN_SIZE (MAX_PAYLOAD + 65536)
 #define SCRATCH (256 * 1024)
 #define MAX_DEPTH 64
-#define DRAIN_S 60
 #define HIST_BUCKETS (64 * 8)
 
 enum endpoint { STREAM, PROTOCOL, TLS, UDP, NENDPOINTS };
@@ -98,8 +98,14 @@ static long long now_ns(void) {
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void fail(const char *what, const char *detail) {
-    printf("{\"ok\": false, \"error\": \"%s: %s\"}\n", what, detail);
+/* Give up: one JSON line saying why (printf-style), exit 1. */
+static void fail(const char *fmt, ...) {
+    char why[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    printf("{\"ok\": false, \"error\": \"%s\"}\n", why);
     exit(1);
 }
 
@@ -223,7 +229,7 @@ static void verified(struct conn *c) {
 static void watch(struct conn *c, unsigned events) {
     if (c->events == events) return;
     struct epoll_event ev = {.events = events, .data.ptr = c};
-    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) fail("epoll_ctl", strerror(errno));
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
     c->events = events;
 }
 
@@ -268,7 +274,7 @@ static void abandon(struct conn *c, const char *what, const char *detail) {
 static void open_conn(struct conn *c) {
     int udp = c->kind == UDP;
     c->fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) fail("socket", strerror(errno));
+    if (c->fd < 0) fail("socket: %s", strerror(errno));
     if (!udp) {
         int one = 1;
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -280,7 +286,7 @@ static void open_conn(struct conn *c) {
     c->state = CONNECTING;
     c->events = EPOLLOUT;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) fail("epoll_ctl", strerror(errno));
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) fail("epoll_ctl: %s", strerror(errno));
     stats[c->kind].opened++;
     if (connect(c->fd, (struct sockaddr *)&addrs[c->kind], sizeof addrs[c->kind]) < 0 &&
         errno != EINPROGRESS)
@@ -504,7 +510,7 @@ static void on_readable(struct conn *c) {
 
 static void start_tls(struct conn *c) {
     c->ssl = SSL_new(tls_ctx);
-    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) fail("SSL_new", ssl_error_text());
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) fail("SSL_new: %s", ssl_error_text());
     SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     c->state = HANDSHAKING;
 }
@@ -591,16 +597,17 @@ static void print_final(double seconds, int drained) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 9) {
+    if (argc != 9 && argc != 10) {
         fprintf(stderr, "usage: soak_loadgen STREAM_PORT PROTOCOL_PORT TLS_PORT UDP_PORT "
-                        "CONNS UDP_SOCKETS DEPTH DURATION\n");
+                        "CONNS UDP_SOCKETS DEPTH DURATION [DRAIN]\n");
         return 2;
     }
     int per_tcp = atoi(argv[5]), udp_sockets = atoi(argv[6]);
     depth = atoi(argv[7]);
-    double duration = atof(argv[8]);
-    if (per_tcp < 1 || udp_sockets < 0 || depth < 1 || depth > MAX_DEPTH || duration <= 0)
-        fail("arguments", "out of range");
+    double duration = atof(argv[8]), drain = argc == 10 ? atof(argv[9]) : 60;
+    if (per_tcp < 1 || udp_sockets < 0 || depth < 1 || depth > MAX_DEPTH || duration <= 0 ||
+        drain < 0)
+        fail("arguments out of range");
     for (int k = 0; k < NENDPOINTS; k++) {
         addrs[k].sin_family = AF_INET;
         addrs[k].sin_port = htons(atoi(argv[1 + k]));
@@ -613,17 +620,23 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < PATTERN_SIZE; i++) pattern[i] = (unsigned char)(xorshift(&x) >> 56);
 
     tls_ctx = SSL_CTX_new(TLS_client_method());
-    if (!tls_ctx) fail("SSL_CTX_new", ssl_error_text());
+    if (!tls_ctx) fail("SSL_CTX_new: %s", ssl_error_text());
     SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL); /* the soak's own certificate */
 
     ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) fail("epoll_create1", strerror(errno));
-    nconns = 3 * per_tcp + udp_sockets;
+    if (ep < 0) fail("epoll_create1: %s", strerror(errno));
+    int count[NENDPOINTS];
+    nconns = 0;
+    for (int k = 0; k < NENDPOINTS; k++) {
+        count[k] = addrs[k].sin_port == 0 ? 0 : k == UDP ? udp_sockets : per_tcp;
+        nconns += count[k];
+    }
     conns = calloc(nconns, sizeof *conns);
-    for (int i = 0; i < nconns; i++) {
+    for (int i = 0, k = 0, of_kind = 0; i < nconns; i++, of_kind++) {
         struct conn *c = &conns[i];
+        while (of_kind == count[k]) k++, of_kind = 0;
         c->id = i;
-        c->kind = i < 3 * per_tcp ? i / per_tcp : UDP;
+        c->kind = k;
         c->rng = 0x2545F4914F6CDD1DULL ^ ((uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL);
         c->sendbuf = malloc(HEADER + MAX_PAYLOAD);
         c->fd = -1;
@@ -635,7 +648,7 @@ int main(int argc, char **argv) {
     struct epoll_event events[256];
     for (;;) {
         int n = epoll_wait(ep, events, 256, 100);
-        if (n < 0 && errno != EINTR) fail("epoll_wait", strerror(errno));
+        if (n < 0 && errno != EINTR) fail("epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++) {
             struct conn *c = events[i].data.ptr;
             if (c->state != CLOSED) on_event(c, events[i].events);
@@ -643,7 +656,7 @@ int main(int argc, char **argv) {
         long long now = now_ns();
         if (!stopping && now >= t_stop) {
             stopping = 1;
-            t_drain_end = now + DRAIN_S * 1000000000LL;
+            t_drain_end = now + (long long)(drain * 1e9);
             for (int i = 0; i < nconns; i++)
                 if (conns[i].state == RUNNING) pump(&conns[i]);
         }

@@ -124,6 +124,7 @@ class Soak:
                 await asyncio.sleep(0.1)
             in_use = (await server.command(cmd="memory"))["rss_kib"]
         self.samples.append({"t": round(time.monotonic() - self.t0),
+                             "under_load": self.loadgen is not None and self.loadgen.returncode is None,
                              "fds": min(statistics.multimode(r[0] for r in readings)),
                              "rss_raw_kib": statistics.median_low(r[1] for r in readings),
                              "rss_kib": in_use})
@@ -262,7 +263,9 @@ class Soak:
             return problems + ["no sample after the warm-up (run longer)"]
         base = after_warmup[0]
         if self.config.flat_within is not None:
-            for s in after_warmup[1:-1]:  # the last one is after the load, not under it
+            for s in after_warmup[1:]:
+                if not s.get("under_load"):
+                    continue  # the load had stopped: fewer connections, less memory
                 for key in ("fds", "rss_kib"):
                     if abs(s[key] - base[key]) > self.config.flat_within * base[key]:
                         problems.append(f"{key} at {s['t']} s: {s[key]}, more than "
