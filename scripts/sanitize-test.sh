@@ -25,10 +25,10 @@ say() { printf '[sanitize] %s\n' "$*" >&2; }
 [ $# -gt 0 ] || set -- tests
 rc=0
 say "pytest $* (ASan/LSan; reports in $logs)"
-# fast_unwind_on_malloc=0: CPython is built without frame pointers, so only the
-# slow unwinder reaches from malloc back to the ringloop frame that called it.
+# The stacks come from ASan's frame-pointer unwinder: CPython's frames without a frame
+# pointer are skipped, ringloop's (built with -fno-omit-frame-pointer) are kept.
 LD_PRELOAD=$(gcc -print-file-name=libasan.so) PYTHONMALLOC=malloc \
-ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan:fast_unwind_on_malloc=0:allocator_may_return_null=1" \
+ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan:allocator_may_return_null=1" \
     "$venv/bin/python" -m pytest --ignore=tests/test_malloc.py "$@" || rc=$?
 "$venv/bin/python" "$root/scripts/sanitizer_reports.py" "$logs" || { [ "$rc" -ne 0 ] || rc=1; }
 exit "$rc"

@@ -11,6 +11,7 @@ on both loops: no application callback, the same bytes (an alert, or nothing)
 back, the same calls of the exception handler.
 """
 import asyncio
+import os
 import itertools
 import socket
 import ssl
@@ -25,7 +26,8 @@ from test_tls import _make_pki
 
 pytestmark = pytest.mark.ringloop_only("compares ringloop's behaviour with asyncio's")
 
-FUZZ = settings(max_examples=30, deadline=None,
+# RINGLOOP_FUZZ_EXAMPLES: more examples, for a longer campaign than the suite\'s.
+FUZZ = settings(max_examples=int(os.environ.get("RINGLOOP_FUZZ_EXAMPLES", 30)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 TIMEOUT = 10.0

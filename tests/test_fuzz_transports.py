@@ -10,6 +10,7 @@ size, interleaved with replies; every datagram must arrive whole, in order, once
 on both loops.
 """
 import asyncio
+import os
 import random
 import socket
 import struct
@@ -20,7 +21,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 pytestmark = pytest.mark.ringloop_only("compares ringloop's behaviour with asyncio's")
 
-FUZZ = settings(max_examples=40, deadline=None,
+# RINGLOOP_FUZZ_EXAMPLES: more examples, for a longer campaign than the suite\'s.
+FUZZ = settings(max_examples=int(os.environ.get("RINGLOOP_FUZZ_EXAMPLES", 40)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 TIMEOUT = 10.0
