@@ -17,7 +17,7 @@
  * nothing else, and is replaced by a new one.
  *
  * Each second it prints one JSON line of progress (messages verified so far);
- * after DURATION seconds it stops sending, waits up to DRAIN seconds (default 60)
+ * after DURATION seconds, or on SIGUSR1 if that comes first, it stops sending, waits up to DRAIN seconds (default 60)
  * for what is in flight (anything still missing then is lost), and prints one final JSON object:
  * by endpoint, messages and bytes sent and verified, lost, duplicated, corrupted,
  * connection errors (a reset, an early EOF, a failed handshake: the load's
@@ -91,6 +91,12 @@ static uint32_t crc_table[256];
 static struct sockaddr_in addrs[NENDPOINTS];
 static SSL_CTX *tls_ctx;
 static char first_error[256];
+static volatile sig_atomic_t stop_requested;
+
+static void on_sigusr1(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
 
 static long long now_ns(void) {
     struct timespec ts;
@@ -614,6 +620,7 @@ int main(int argc, char **argv) {
         addrs[k].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, on_sigusr1);
     crc_init();
     pattern = malloc(PATTERN_SIZE);
     uint64_t x = 0x9E3779B97F4A7C15ULL;
@@ -654,7 +661,7 @@ int main(int argc, char **argv) {
             if (c->state != CLOSED) on_event(c, events[i].events);
         }
         long long now = now_ns();
-        if (!stopping && now >= t_stop) {
+        if (!stopping && (now >= t_stop || stop_requested)) {
             stopping = 1;
             t_drain_end = now + (long long)(drain * 1e9);
             for (int i = 0; i < nconns; i++)

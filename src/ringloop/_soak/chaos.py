@@ -25,7 +25,7 @@ import time
 import ringloop
 from ringloop._soak import frames
 
-STEP_TIMEOUT = 10.0
+STEP_TIMEOUT = 30.0
 
 
 class ChaosFailed(AssertionError):
@@ -261,7 +261,7 @@ async def loop_close(backend, ports, **_):
     thread = threading.Thread(target=_close_with_everything_open,
                               args=(backend, ports, result), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 2 * STEP_TIMEOUT
     while thread.is_alive() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     expect(not thread.is_alive(), "setting up or closing the second loop hung")
@@ -291,7 +291,7 @@ def _child(backend, ports):
         # The parent's loop was running in this thread when it forked; the child's
         # own loop needs the slot (Python 3.12+ clears it at fork by itself).
         asyncio.events._set_running_loop(None)
-        ringloop.run(asyncio.wait_for(_child_main(ports), 20), backend=backend)
+        ringloop.run(asyncio.wait_for(_child_main(ports), STEP_TIMEOUT), backend=backend)
         code = 0
     except BaseException as exc:
         print(f"soak fork child: {exc!r}", file=sys.stderr, flush=True)
@@ -306,7 +306,7 @@ async def fork(backend, ports, **_):
         pid = os.fork()
     if pid == 0:
         _child(backend, ports)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 2 * STEP_TIMEOUT
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:

@@ -80,7 +80,8 @@ def report(result, out):
 
 def main(argv):
     parser = argparse.ArgumentParser(prog="python -m ringloop soak", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--short", action="store_true", help="60 s per backend (what CI runs)")
+    parser.add_argument("--short", action="store_true",
+                        help="60 s per backend, or until every fault ran once (what CI runs)")
     parser.add_argument("--minutes", type=float, default=10, help="per backend (default 10)")
     parser.add_argument("--backend", action="append", choices=["io_uring", "epoll"],
                         help="soak only this backend (repeatable; default both)")
