@@ -206,12 +206,13 @@ class Soak:
             background = [asyncio.ensure_future(f) for f in (
                 self.sampler(server), self.fault_schedule(server), self.stop_load(),
                 self.watchdog(server))]
-            watchdog = background[-1]
+            schedule, watchdog = background[1], background[-1]
             load = asyncio.ensure_future(self.read_loadgen(loadgen))
-            await asyncio.wait([load, watchdog], return_when=asyncio.FIRST_COMPLETED)
-            if watchdog.done():
-                loadgen.kill()
-                watchdog.result()  # raises Hang
+            await asyncio.wait([load, schedule, watchdog], return_when=asyncio.FIRST_COMPLETED)
+            for task in (schedule, watchdog):
+                if task.done():  # neither ends but by raising: Hang, or a bug
+                    loadgen.kill()
+                    task.result()
             await loadgen.wait()
             async with self.fault_lock:  # let the fault under way finish
                 for task in background:
