@@ -184,7 +184,7 @@ def test_stream_input_as_asyncio(loop_factory, script):
 datagram_scripts = st.lists(st.one_of(
     st.tuples(st.just("send"), st.binary(max_size=2000)),
     st.tuples(st.just("send"), st.integers(2, 63).map(lambda k: big(k)[:k * 1024 - 1])),
-    # (an empty reply is left out: asyncio sends none before Python 3.12, one since)
+    # (an empty reply is left out: asyncio on Python 3.11 sends nothing for it)
     st.tuples(st.just("reply"), st.binary(min_size=1, max_size=2000)),
     st.tuples(st.just("yield"), st.integers(0, 2)),
 ), max_size=30)
