@@ -36,8 +36,11 @@ def reports(path):
 
 
 def main(log_dir):
-    ours, others = [], 0
+    ours, others, tool_failures = [], 0, []
     for name in sorted(os.listdir(log_dir)):
+        with open(os.path.join(log_dir, name), errors="replace") as f:
+            if "Sanitizer has encountered a fatal error" in f.read():
+                tool_failures.append(name)  # that process was not checked at exit
         for report in reports(os.path.join(log_dir, name)):
             if report[0].startswith("==") and "LeakSanitizer" in report[0]:
                 continue  # the header of a leak listing; its leaks follow as reports
@@ -49,6 +52,9 @@ def main(log_dir):
         sys.stdout.write(f"--- {name}\n" + "".join(report))
     print(f"sanitizer reports: {len(ours)} attributable to ringloop, {others} others "
           f"(CPython's own allocations kept until exit, and the like) in {log_dir}")
+    if tool_failures:
+        print(f"the sanitizer itself failed in {len(tool_failures)} process(es), whose "
+              f"leaks went unchecked: {', '.join(tool_failures)}")
     return 1 if ours else 0
 
 
