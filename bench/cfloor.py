@@ -23,6 +23,7 @@ LINK_FLAGS = {
     "udp_uring_echo_server": ["-luring"],
     "tls_echo_server": ["-lssl", "-lcrypto"],
     "tls_loadgen": ["-lssl", "-lcrypto"],
+    "soak_loadgen": ["-lssl", "-lcrypto"],
 }
 
 

@@ -13,6 +13,11 @@
 # 3. Installs ringloop into it, editable, with its extras [test,bench,compat]; this is
 #    skipped when nothing the build depends on changed since the last install.
 #
+# RINGLOOP_SANITIZE=address builds the compiled core with AddressSanitizer (which
+# includes LeakSanitizer) into its own venv, .venv-asan (.venv-asan-X.Y), installed
+# from a copy of the tree rather than editable (an editable build puts its .so beside
+# the sources, where .venv would load it); scripts/sanitize-test.sh runs the suite on it.
+#
 # Progress goes to stderr; the last line on stdout is the venv's path, so other
 # scripts do:  venv=$(scripts/setup.sh "$PYTHON")
 set -euo pipefail
@@ -86,11 +91,26 @@ case $py_real in
 esac
 
 # --- the virtual environment --------------------------------------------------
+sanitize=${RINGLOOP_SANITIZE:-}
+case $sanitize in
+    "") suffix= ;;
+    address) suffix=-asan ;;
+    *) die "RINGLOOP_SANITIZE=$sanitize: only 'address' is supported" ;;
+esac
 # Inside scripts/debian-python.sh's chroot the venv has its own name: the host may have a
 # venv of the same X.Y made by another build of it.
-if [ -n "${RINGLOOP_IN_DEBIAN_CHROOT:-}" ]; then venv=$root/.venv-debian-$ver
-elif [ -n "$spec" ]; then venv=$root/.venv-$ver; else venv=$root/.venv; fi
+if [ -n "${RINGLOOP_IN_DEBIAN_CHROOT:-}" ]; then venv=$root/.venv$suffix-debian-$ver
+elif [ -n "$spec" ]; then venv=$root/.venv$suffix-$ver; else venv=$root/.venv$suffix; fi
 vpy=$venv/bin/python
+# An ASan-built extension loads only into a process that has the ASan runtime first.
+asan_runtime() { gcc -print-file-name=libasan.so; }
+vpy_run() {
+    if [ -n "$sanitize" ]; then
+        LD_PRELOAD=$(asan_runtime) ASAN_OPTIONS=detect_leaks=0 "$vpy" "$@"
+    else
+        "$vpy" "$@"
+    fi
+}
 
 # Re-create a venv that is broken or was made by another interpreter.
 if [ -e "$venv" ] && [ "$("$vpy" -c 'import sys; print(sys.version)' 2>/dev/null)" != "$ident" ]; then
@@ -112,29 +132,44 @@ stamp_of() {
         echo "$ident"
         find setup.py pyproject.toml src -type f \
             \( -name '*.pyx' -o -name '*.pxi' -o -name '*.pxd' -o -name '*.h' -o -name '*.c' \
-               -o -name setup.py -o -name pyproject.toml \) | sort |
+               -o -name setup.py -o -name pyproject.toml ${sanitize:+-o -name '*.py'} \) | sort |
         while read -r f; do
             [[ $f == *.c && -e ${f%.c}.pyx ]] || sha256sum "$f"
         done
     } | sha256sum | cut -d' ' -f1)
 }
+install_editable() {
+    (cd "$root" && "$vpy" -m pip install --no-build-isolation -e ".[test,bench,compat]")
+}
+install_sanitized() {
+    local copy wheel rc=0
+    copy=$(mktemp -d)
+    cp -r "$root/setup.py" "$root/pyproject.toml" "$root/README.md" "$root/src" "$copy/"
+    (cd "$copy" && CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=address" \
+        "$vpy" -m pip wheel --no-build-isolation --no-deps -w dist .) &&
+    wheel=$(echo "$copy"/dist/ringloop-*.whl) &&
+    "$vpy" -m pip install --force-reinstall --no-deps "$wheel" &&
+    "$vpy" -m pip install "$wheel[test]" || rc=$?
+    rm -rf "$copy"
+    return $rc
+}
 stamp_file=$venv/.ringloop-build-stamp
 stamp=$(stamp_of)
 
-if [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ] && (cd /tmp && "$vpy" -c 'import ringloop._core') 2>/dev/null; then
+if [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ] && (cd /tmp && vpy_run -c 'import ringloop._core') 2>/dev/null; then
     say "ringloop is up to date in $venv"
 else
-    say "building and installing ringloop (editable, extras test,bench,compat) into $venv"
+    say "building and installing ringloop ($([ -n "$sanitize" ] && echo "with -fsanitize=$sanitize, extra test" || echo "editable, extras test,bench,compat")) into $venv"
     log=$venv/pip-install.log
     # Build dependencies live in the venv (no build isolation): rebuilds are faster
     # and need no fresh download of setuptools/Cython each time.
-    if ! { "$vpy" -m pip install -q "setuptools>=68" "Cython>=3.1" wheel &&
-           (cd "$root" && "$vpy" -m pip install --no-build-isolation -e ".[test,bench,compat]"); } >"$log" 2>&1; then
+    if [ -n "$sanitize" ]; then install_ringloop=install_sanitized; else install_ringloop=install_editable; fi
+    if ! { "$vpy" -m pip install -q "setuptools>=68" "Cython>=3.1" wheel && $install_ringloop; } >"$log" 2>&1; then
         cat "$log" >&2
         die "installing ringloop failed (log above, also in $log)"
     fi
     echo "$stamp" >"$stamp_file"
-    say "installed: $(cd /tmp && "$vpy" -c 'import ringloop; print("ringloop", ringloop.__version__, "from", ringloop.__file__)')"
+    say "installed: $(cd /tmp && vpy_run -c 'import ringloop; print("ringloop", ringloop.__version__, "from", ringloop.__file__)')"
 fi
 
 echo "$venv"

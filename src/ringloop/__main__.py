@@ -1,4 +1,4 @@
-"""python -m ringloop run SCRIPT|-m MODULE [args] | doctor | bench SUITE|all|report [opts]"""
+"""python -m ringloop run SCRIPT|-m MODULE [args] | doctor | bench SUITE|all|report [opts] | soak [opts]"""
 import argparse
 import os
 import runpy
@@ -105,7 +105,13 @@ def _bench(argv):
     sys.exit("ringloop bench: bench/run.py not found (run from a ringloop checkout)")
 
 
-COMMANDS = {"run": _run, "doctor": _doctor, "bench": _bench}
+def _soak(argv):
+    from ringloop._soak import cli
+
+    cli.main(argv)
+
+
+COMMANDS = {"run": _run, "doctor": _doctor, "bench": _bench, "soak": _soak}
 
 
 def main(argv=None):

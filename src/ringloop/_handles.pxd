@@ -23,6 +23,10 @@ cdef class Handle:
     # Runs the callback in its context; an exception goes to the loop's exception
     # handler, except SystemExit and KeyboardInterrupt, which propagate.
     cdef int run(self) except -1
+    # run() of a call_soon_threadsafe handle: a cancel() from another thread waits
+    # while it runs (asyncio.events._ThreadSafeHandle, Python 3.14).
+    cdef int _run_threadsafe(self) except -1
+    cdef inline int _invoke(self) except -1
     cdef _report_exception(self, exc, callback, args)
     cdef list _repr_info(self)
 
