@@ -341,11 +341,12 @@ cdef class StreamTransport(Transport):
             self._conn_lost += 1
             return
         ret = self._write_queue.write_now(self._sock_fd, True, data)
+        if ret == WRITE_DONE:
+            return
         if ret < 0:
             self._fatal_error(os_error(-ret), 'Fatal write error on socket transport')
             return
-        if self._write_queue.items.count:
-            self._write_queue.pause_if_full(self._loop, self, self._protocol)
+        self._write_queue.pause_if_full(self._loop, self, self._protocol)
         if ret == WRITE_QUEUED:
             self._start_writing()
 

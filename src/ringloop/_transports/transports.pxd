@@ -32,8 +32,8 @@ cdef class WriteQueue:
     cdef int pop(self, Py_ssize_t nbytes) noexcept
     cdef int queue_bytes(self, data, Py_ssize_t already_written) except -1
     cdef int consume(self, Py_ssize_t n) except -1
-    # write() of a byte stream: WRITE_DONE, WRITE_QUEUED or -errno.
-    cdef int write_now(self, int fd, bint socket, data) except? -1
+    # write() of a byte stream: WRITE_DONE, WRITE_QUEUED, WRITE_APPENDED or -errno.
+    cdef inline int write_now(self, int fd, bint socket, data) except? -1
     # Flush (part of) a byte-stream queue: bytes written, or -errno.
     cdef ssize_t write_queued(self, int fd, bint socket) except? -1
     cdef int set_limits(self, high, low) except -1

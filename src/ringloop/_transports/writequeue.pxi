@@ -43,8 +43,9 @@ cdef int call_flow_control(CoreLoop loop, protocol, bint pause, transport,
 
 cdef enum:
     # WriteQueue.write_now's results, besides -errno of a failed call.
-    WRITE_DONE = 0      # everything went out (or joined a queue that is not empty)
+    WRITE_DONE = 0      # everything went out
     WRITE_QUEUED = 1    # the rest is queued and the queue was empty: watch for writable
+    WRITE_APPENDED = 2  # joined a queue that was not empty
 
 
 @cython.freelist(256)
@@ -109,18 +110,19 @@ cdef class WriteQueue:
             Py_DECREF(<object>ring_pop(&self.items))
         return 0
 
-    cdef int write_now(self, int fd, bint socket, data) except? -1:
+    cdef inline int write_now(self, int fd, bint socket, data) except? -1:
         # write() of a byte-stream transport whose checks passed: behind a non-empty
         # queue the data just joins it; otherwise one send(2) (socket: MSG_NOSIGNAL,
         # as Python ignores SIGPIPE anyway) or write(2), asyncio's lowest-latency path,
-        # and the rest is queued. Returns WRITE_DONE, WRITE_QUEUED, or -errno (nothing
-        # queued). The caller runs the flow control after either of the first two.
+        # and the rest is queued. Returns WRITE_DONE, WRITE_QUEUED, WRITE_APPENDED, or
+        # -errno (nothing queued). The caller runs the flow control when data was
+        # queued.
         cdef Py_buffer view
         cdef ssize_t n
         cdef int err
         if self.items.count:
             self.queue_bytes(data, 0)
-            return WRITE_DONE
+            return WRITE_APPENDED
         if PyBytes_CheckExact(data):
             if socket:
                 n = send(fd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), MSG_NOSIGNAL)
