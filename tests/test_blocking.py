@@ -46,7 +46,7 @@ def test_time_sleep_is_reported_once_with_its_line(loop, run, blocking_records):
     async def caller():
         return await loop.create_task(handler(), name="the-handler")
 
-    assert run(caller()) == "done"
+    assert run(loop.create_task(caller(), name="the-caller")) == "done"
     records = blocking_records()
     assert len(records) == 1
     message = records[0].getMessage()
@@ -54,7 +54,7 @@ def test_time_sleep_is_reported_once_with_its_line(loop, run, blocking_records):
     assert "<Task pending name='the-handler' coro=<" in message.splitlines()[0]
     assert frame_line("SLEEP", "handler") in message
     awaited_by = message.rstrip().splitlines()[-1]
-    assert awaited_by.startswith("Awaited by: <Task pending") and "caller()" in awaited_by
+    assert awaited_by.startswith("Awaited by: <Task pending name='the-caller'")
     [site] = loop.blocking_report()
     assert site["site"] == f"{HERE}:{line_of('SLEEP')}"
     assert site["count"] == 1 and site["function"] == "handler"
@@ -255,3 +255,21 @@ def test_command_line_flag_turns_it_on(py, backend, tmp_path):
 def test_command_line_flag_refuses_a_bad_duration(py):
     r = py.run(None, "run", "--warn-blocking", "soon", "app.py", module="ringloop")
     assert r.returncode != 0 and "--warn-blocking" in r.stderr
+
+
+def test_stats_give_timer_lag(loop, run_forever_guarded):
+    assert loop.stats()["timer_lag"] == {"window": 0, "p50": None, "p99": None, "max": None}
+    fired = []
+    for i in range(20):
+        loop.call_later(0.001 * i, fired.append, i)
+    # A callback that holds the loop for 0.15 s makes the timers due meanwhile late.
+    loop.call_later(0.02, time.sleep, 0.15)
+    loop.call_later(0.03, lambda: fired.append("late"))
+    loop.call_later(0.25, loop.stop)
+    assert run_forever_guarded()
+    assert len(fired) == 21
+    lag = loop.stats()["timer_lag"]
+    assert lag["window"] == 23
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
+    assert 0.13 <= lag["max"] < 1.0
+    assert lag["p50"] < 0.13       # most fired on time

@@ -16,6 +16,8 @@ cdef enum:
     # asyncio compacts its timer heap when cancelled timers are more than half of it
     # and there are at least this many (base_events._MIN_SCHEDULED_TIMER_HANDLES).
     MIN_TIMERS_FOR_COMPACTION = 100
+    # loop.stats() gives timer lag percentiles over this many recent timers.
+    TIMER_LAG_WINDOW = 512
 
 # fork() is noticed through a generation counter bumped in the child, so a loop
 # inherited across fork() re-creates its kernel objects before touching them.
@@ -81,6 +83,8 @@ cdef class CoreLoop:
         object _blocking
         uint64_t st_blocks
         int _outer_depth        # Python frames below run_forever: the caller's
+        # loop health: how late the last TIMER_LAG_WINDOW timers ran (a ring of seconds)
+        double _timer_lag[TIMER_LAG_WINDOW]
 
     def __cinit__(self, *args, **kwargs):
         ready_init(&self.ready, 1024)
@@ -566,7 +570,7 @@ cdef class CoreLoop:
         return 0
 
     cdef int _run_once(self) except -1:
-        cdef double timeout, end
+        cdef double timeout, end, now
         cdef PyObject *p
         cdef TimerHandle th
         cdef Handle h
@@ -587,7 +591,8 @@ cdef class CoreLoop:
             self._poll(timeout)
 
         if self.timers.len:
-            end = self._now() + _CLOCK_RESOLUTION
+            now = self._now()
+            end = now + _CLOCK_RESOLUTION
             while self.timers.len and self.timers.items[0].when < end:
                 p = heap_pop(&self.timers)
                 th = <TimerHandle>p
@@ -598,6 +603,8 @@ cdef class CoreLoop:
                     self._timer_cancelled -= 1
                     continue
                 ready_push(&self.ready, th)     # still parked, till it leaves the queue
+                # loop health: how late it fires (no clock read of its own)
+                self._timer_lag[self.st_timers_fired % TIMER_LAG_WINDOW] = now - th._when
                 self.st_timers_fired += 1
             th = None
 
@@ -760,7 +767,17 @@ cdef class CoreLoop:
             "timers_pending": self.timers.len - self._timer_cancelled,
             "fds_watched": self._n_user_watches,
             "blocks": self.st_blocks,
+            "timer_lag": self._timer_lag_summary(),
         }
+
+    cdef dict _timer_lag_summary(self):
+        # p50, p99 and max of how late the last TIMER_LAG_WINDOW timers fired, seconds.
+        cdef Py_ssize_t n = <Py_ssize_t>min(self.st_timers_fired, TIMER_LAG_WINDOW)
+        if n == 0:
+            return {"window": 0, "p50": None, "p99": None, "max": None}
+        lags = sorted([max(0.0, self._timer_lag[i]) for i in range(n)])
+        return {"window": n, "p50": lags[(n - 1) // 2], "p99": lags[(n * 99 - 1) // 100],
+                "max": lags[n - 1]}
 
     # ---- blocking detector (ringloop/_monitor/, ringloop/monitor.py) ------------------
     # Hooks elsewhere in the loop, each marked "blocking detector": run_forever (enter/
