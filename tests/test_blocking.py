@@ -3,7 +3,10 @@ reported once, with the line that blocked; an idle loop never is."""
 import asyncio
 import json
 import logging
+import os
 import re
+import socket
+import threading
 import time
 
 import pytest
@@ -79,6 +82,59 @@ def test_pure_python_busy_loop_is_reported_at_the_loop(loop, run, blocking_recor
     [site] = loop.blocking_report()
     assert site["site"] in (f"{HERE}:{line_of('SPIN')}", f"{HERE}:{line_of('SPIN-BODY')}")
     assert f'File "{HERE}", line ' in message and "in spin" in message
+
+
+def test_blocking_socket_recv_is_reported_at_the_recv(loop, run, blocking_records):
+    loop.set_warn_blocking(0.05)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def slow_server():
+        conn, _ = listener.accept()
+        with conn:
+            time.sleep(0.2)
+            conn.sendall(b"hello")
+
+    server = threading.Thread(target=slow_server)
+    server.start()
+
+    async def handler():
+        with socket.create_connection(listener.getsockname(), timeout=5) as sock:
+            return sock.recv(5)  # RECV
+
+    try:
+        assert run(handler()) == b"hello"
+    finally:
+        server.join(5)
+        listener.close()
+    [record] = blocking_records()
+    message = record.getMessage()
+    assert reported_duration(message) >= 0.15
+    assert frame_line("RECV", "handler") in message
+
+
+def test_blocking_fifo_read_is_reported_at_the_read(loop, run, blocking_records, tmp_path):
+    loop.set_warn_blocking(0.05)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # Opened read-write, the FIFO has a writer at once (fifo(7)): opening it to read
+    # does not wait, reading does, until the thread writes 200 ms later.
+    writer = os.open(fifo, os.O_RDWR)
+    late = threading.Timer(0.2, os.write, (writer, b"data!"))
+
+    async def handler():
+        with open(fifo, "rb", buffering=0) as f:
+            late.start()
+            return f.read(5)  # FIFO-READ
+
+    try:
+        assert run(handler()) == b"data!"
+    finally:
+        late.join(5)
+        os.close(writer)
+    [record] = blocking_records()
+    message = record.getMessage()
+    assert reported_duration(message) >= 0.19
+    assert frame_line("FIFO-READ", "handler") in message
 
 
 def test_a_plain_callback_is_named(loop, run_forever_guarded, blocking_records):
