@@ -6,8 +6,11 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -329,3 +332,43 @@ def test_stats_give_timer_lag(loop, run_forever_guarded):
     assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
     assert 0.13 <= lag["max"] < 1.0
     assert lag["p50"] < 0.13       # most fired on time
+
+
+UVICORN_APP = """import time
+
+
+async def app(scope, receive, send):
+    time.sleep(0.2)  # line 5
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+@pytest.mark.timeout(90)
+def test_uvicorn_with_the_environment_variable_only(backend, tmp_path):
+    (tmp_path / "blockapp.py").write_text(UVICORN_APP)
+    with socket.socket() as probe:          # a free port for the server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # The real uvicorn (the "test" extra installs it), told nothing but the variable.
+    env = dict(os.environ, RINGLOOP_WARN_BLOCKING="50ms", RINGLOOP_BACKEND=backend)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--loop", "ringloop:new_event_loop",
+         "--lifespan", "off", "--host", "127.0.0.1", "--port", str(port), "blockapp:app"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+                    assert r.read() == b"ok"
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    assert "Blocked the event loop for" in stderr, stderr
+    assert f'File "{tmp_path / "blockapp.py"}", line 5, in app' in stderr, stderr
