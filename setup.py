@@ -32,8 +32,10 @@ def extensions():
 
     core = Extension(
         "ringloop._core",
-        sources=["src/ringloop/_core.pyx", "src/ringloop/_backend/ring.c"],
-        include_dirs=["src/ringloop/_backend", "src/ringloop/_transports"],
+        sources=["src/ringloop/_core.pyx", "src/ringloop/_backend/ring.c",
+                 "src/ringloop/_monitor/watchdog.c"],
+        include_dirs=["src/ringloop/_backend", "src/ringloop/_transports",
+                      "src/ringloop/_monitor"],
         extra_objects=[find_liburing()],
         extra_compile_args=["-O2", "-Wno-unused-function"],
         define_macros=[("_GNU_SOURCE", "1")],

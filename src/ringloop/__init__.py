@@ -49,10 +49,20 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def run(main, *, debug=None, backend=None):
-    """Run a coroutine on a new ringloop loop, like asyncio.run()."""
+def run(main, *, debug=None, backend=None, warn_blocking=None):
+    """Run a coroutine on a new ringloop loop, like asyncio.run().
+
+    warn_blocking: report callbacks that block the loop longer than this (seconds, or a
+    string like "50ms"); None leaves it to RINGLOOP_WARN_BLOCKING (docs/blocking.md)."""
     if _asyncio.events._get_running_loop() is not None:
         # Checked before a Runner (and its loop) exists, as asyncio.run() does.
         raise RuntimeError("ringloop.run() cannot be called from a running event loop")
-    with _asyncio.Runner(debug=debug, loop_factory=lambda: new_event_loop(backend=backend)) as runner:
+
+    def loop_factory():
+        loop = new_event_loop(backend=backend)
+        if warn_blocking is not None:
+            loop.set_warn_blocking(warn_blocking)
+        return loop
+
+    with _asyncio.Runner(debug=debug, loop_factory=loop_factory) as runner:
         return runner.run(main)

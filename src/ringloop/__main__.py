@@ -1,4 +1,4 @@
-"""python -m ringloop run SCRIPT|-m MODULE [args] | doctor | bench SUITE|all|report [opts] | soak [opts]"""
+"""python -m ringloop run [--warn-blocking DURATION] SCRIPT|-m MODULE [args] | doctor | bench SUITE|all|report [opts] | soak [opts]"""
 import argparse
 import os
 import runpy
@@ -7,8 +7,20 @@ import sys
 
 def _run(argv):
     # Run any asyncio program unchanged, on ringloop.
+    usage = "usage: python -m ringloop run [--warn-blocking DURATION] SCRIPT [args] | -m MODULE [args]"
+    if argv[:1] == ["--warn-blocking"]:
+        if len(argv) < 2:
+            sys.exit(usage)
+        from ringloop.monitor import parse_threshold
+        try:
+            parse_threshold(argv[1])
+        except (TypeError, ValueError) as exc:
+            sys.exit(f"--warn-blocking: {exc}")
+        # Every loop the program creates reads it (docs/blocking.md).
+        os.environ["RINGLOOP_WARN_BLOCKING"] = argv[1]
+        argv = argv[2:]
     if not argv:
-        sys.exit("usage: python -m ringloop run SCRIPT [args] | -m MODULE [args]")
+        sys.exit(usage)
     _make_new_loops_ringloops()
     if argv[0] == "-m":
         if len(argv) < 2:

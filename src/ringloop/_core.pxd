@@ -17,5 +17,6 @@ cdef class CoreLoop
 include "_handles.pxd"
 include "_queues.pxd"
 include "_backend/backend.pxd"
+include "_monitor/monitor.pxd"
 include "_loop.pxd"
 include "_transports/transports.pxd"

@@ -10,6 +10,8 @@ cdef enum:
     # Writes gather at most this many buffers per sendmsg()/writev() (well under
     # IOV_MAX = 1024).
     MAX_IOV = 64
+    # loop.stats() gives timer lag percentiles over this many recent timers.
+    TIMER_LAG_WINDOW = 512
 
 
 cdef class CoreLoop:
@@ -47,6 +49,14 @@ cdef class CoreLoop:
         readonly dict _transports  # fd -> the transport that owns it (asyncio's loop._transports)
         # The sock_* layer's per-loop state, which only that layer reads (sockops.pxi).
         SockRecvState _sock_recv
+        # blocking detector (_monitor/): the watchdog's shared state, NULL when off,
+        # and the reports (ringloop.monitor.BlockingMonitor)
+        rl_monitor *_mon
+        object _blocking
+        uint64_t st_blocks
+        int _outer_depth        # Python frames below run_forever: the caller's
+        # loop health: how late the last TIMER_LAG_WINDOW timers ran (a ring of seconds)
+        double _timer_lag[TIMER_LAG_WINDOW]
 
     # ---- the loop API for transports, listeners and sock_* operations ----
     # A handle for a callback (no debug checks: the callers are the loop's own).
@@ -97,3 +107,9 @@ cdef class CoreLoop:
     cdef int _run_once(self) except -1
     cdef int _run_timed(self, Handle h) except -1
     cdef int _check_running(self) except -1
+    cdef dict _timer_lag_summary(self)
+
+    # ---- the blocking detector's hooks (bodies at the end of _loop.pxi) ----
+    cdef int _run_monitored(self, Handle h) except -1
+    cdef int _report_block(self, Handle h, uint64_t seq) except -1
+    cdef int _monitor_enter(self) except -1

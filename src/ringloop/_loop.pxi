@@ -54,6 +54,8 @@ cdef class CoreLoop:
 
     def __init__(self, backend=None):
         from ringloop._backend_choice import make_backend
+        from ringloop.monitor import threshold_from_environment   # blocking detector
+        warn_blocking = threshold_from_environment()
         rl_tune_malloc()  # once per process (_malloc.pxi)
         # Until the kernel objects exist the loop counts as closed, so a failed
         # construction leaves nothing for close() or __del__ to touch.
@@ -63,8 +65,11 @@ cdef class CoreLoop:
         self._closed = False
         self._debug = _aio_coroutines._is_debug_mode()
         self._clock_changed()
+        self.set_warn_blocking(warn_blocking)
 
     def __dealloc__(self):
+        if self._mon != NULL:       # blocking detector
+            monitor_free(self._mon)
         ready_free(&self.ready)
         heap_clear(&self.timers)
         PyMem_Free(self._recv_buf)
@@ -499,7 +504,7 @@ cdef class CoreLoop:
         return 0
 
     cdef int _poll(self, double timeout) except -1:
-        cdef int64_t t0
+        cdef int64_t t0, t1
         if timeout != 0:
             # Tell call_soon_threadsafe to write the eventfd from now on, then look at
             # the queue once more: both happen under the GIL, so a callback added by
@@ -508,17 +513,22 @@ cdef class CoreLoop:
             if self.ready.count:
                 timeout = 0
         t0 = monotonic_ns()
+        if self._mon != NULL:       # blocking detector: waiting in the kernel is not blocking
+            rl_mon_idle(self._mon)
         try:
             self._backend.wait(self, timeout)
         finally:
             self._polling = False
             self._wakeup_sent = False
-        self.st_wait_ns += monotonic_ns() - t0
+            t1 = monotonic_ns()
+            if self._mon != NULL:
+                rl_mon_awake(self._mon, t1)
+        self.st_wait_ns += t1 - t0
         self.st_io_waits += 1
         return 0
 
     cdef int _run_once(self) except -1:
-        cdef double timeout, end
+        cdef double timeout, end, now
         cdef PyObject *p
         cdef TimerHandle th
         cdef Handle h
@@ -539,7 +549,8 @@ cdef class CoreLoop:
             self._poll(timeout)
 
         if self.timers.len:
-            end = self._now() + _CLOCK_RESOLUTION
+            now = self._now()
+            end = now + _CLOCK_RESOLUTION
             while self.timers.len and self.timers.items[0].when < end:
                 p = heap_pop(&self.timers)
                 th = <TimerHandle>p
@@ -550,6 +561,8 @@ cdef class CoreLoop:
                     self._timer_cancelled -= 1
                     continue
                 ready_push(&self.ready, th)     # still parked, till it leaves the queue
+                # loop health: how late it fires (no clock read of its own)
+                self._timer_lag[self.st_timers_fired % TIMER_LAG_WINDOW] = now - th._when
                 self.st_timers_fired += 1
             th = None
 
@@ -567,6 +580,8 @@ cdef class CoreLoop:
             self.st_callbacks += 1
             if self._debug:
                 self._run_timed(h)
+            elif self._mon != NULL:     # blocking detector
+                self._run_monitored(h)
             else:
                 h.run()
         self.st_iterations += 1
@@ -608,11 +623,16 @@ cdef class CoreLoop:
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             set_running_loop(self)
+            self._outer_depth = python_depth()     # blocking detector
+            if self._mon != NULL:
+                self._monitor_enter()
             while True:
                 self._run_once()
                 if self._stopping:
                     break
         finally:
+            if self._mon != NULL:       # blocking detector
+                rl_mon_leave(self._mon)
             self._stopping = False
             self._thread_ident = 0
             self._thread_id = None
@@ -640,6 +660,7 @@ cdef class CoreLoop:
         if self._closed:
             return
         self._close_parts()    # the Python parts (ringloop/_parts.py)
+        self.set_warn_blocking(None)    # blocking detector
         self._closed = True
         ready_clear(&self.ready)
         heap_clear(&self.timers)
@@ -716,4 +737,80 @@ cdef class CoreLoop:
             "ready": self.ready.count,
             "timers_pending": self.timers.len - self._timer_cancelled,
             "fds_watched": self._n_user_watches,
+            "blocks": self.st_blocks,
+            "timer_lag": self._timer_lag_summary(),
         }
+
+    cdef dict _timer_lag_summary(self):
+        # p50, p99 and max of how late the last TIMER_LAG_WINDOW timers fired, seconds.
+        cdef Py_ssize_t n = <Py_ssize_t>min(self.st_timers_fired, TIMER_LAG_WINDOW)
+        if n == 0:
+            return {"window": 0, "p50": None, "p99": None, "max": None}
+        lags = sorted([max(0.0, self._timer_lag[i]) for i in range(n)])
+        return {"window": n, "p50": lags[(n - 1) // 2], "p99": lags[(n * 99 - 1) // 100],
+                "max": lags[n - 1]}
+
+    # ---- blocking detector (ringloop/_monitor/, ringloop/monitor.py) ------------------
+    # Hooks elsewhere in the loop, each marked "blocking detector": run_forever (enter/
+    # leave), _poll (idle in the kernel), _run_once (one branch per callback), close.
+
+    cdef int _run_monitored(self, Handle h) except -1:
+        cdef uint64_t seq = rl_mon_callback(self._mon, <PyObject *>h)
+        if self._debug:
+            self._run_timed(h)
+        else:
+            h.run()
+        # The callback may have turned the detector off (set_warn_blocking(None)).
+        if self._mon != NULL and rl_mon_flagged(self._mon, seq):
+            self._report_block(h, seq)
+        return 0
+
+    cdef int _report_block(self, Handle h, uint64_t seq) except -1:
+        cdef int64_t blocked_ns = monotonic_ns() - self._mon.flagged_start_ns
+        self.st_blocks += 1
+        self._blocking.report(h, blocked_ns / 1e9, monitor_take_stack(self._mon, seq))
+        return 0
+
+    cdef int _monitor_enter(self) except -1:
+        cdef int err
+        # The frames below run_forever are the loop's caller's: reports leave them out.
+        self._blocking.outer_depth = self._outer_depth
+        err = rl_mon_start(self._mon)
+        if err:
+            raise OSError(err, os.strerror(err))
+        rl_mon_enter(self._mon, PyThreadState_Get())
+        return 0
+
+    def set_warn_blocking(self, threshold):
+        """Report callbacks that block the loop longer than `threshold` (seconds, or a
+        string like "50ms"); None turns the detector off."""
+        from ringloop.monitor import BlockingMonitor, parse_threshold
+        cdef object seconds = parse_threshold(threshold)
+        self._check_closed()
+        if seconds is None:
+            if self._mon != NULL:
+                monitor_free(self._mon)
+                self._mon = NULL
+            return
+        if self._blocking is None:
+            self._blocking = BlockingMonitor(self)
+        self._blocking.threshold = seconds
+        if self._mon != NULL:
+            rl_mon_set_threshold(self._mon, seconds_to_ns(seconds))
+            return
+        self._mon = monitor_new(seconds, self._blocking.describe)
+        if self._thread_ident != 0:     # set from inside the running loop
+            self._monitor_enter()
+
+    def get_warn_blocking(self):
+        """The blocking detector's threshold in seconds, or None when it is off."""
+        if self._mon == NULL:
+            return None
+        return self._mon.threshold_ns / 1e9
+
+    def blocking_report(self):
+        """The places that blocked this loop, most total blocked time first: a list of
+        dicts (site, function, count, total, worst, callback)."""
+        if self._blocking is None:
+            return []
+        return self._blocking.ranking()
