@@ -49,7 +49,10 @@ def source_info():
     """The commit measured, and whether the code (src/, bench/'s programs) differed
     from it; the records and plots a run writes do not count."""
     def git(*args):
-        proc = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True)
+        try:
+            proc = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True)
+        except OSError:         # no git on this machine: the commit is unknown
+            return None
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     commit = git("rev-parse", "--short=12", "HEAD")
