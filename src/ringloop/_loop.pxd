@@ -113,3 +113,4 @@ cdef class CoreLoop:
     cdef int _run_monitored(self, Handle h) except -1
     cdef int _report_block(self, Handle h, uint64_t seq) except -1
     cdef int _monitor_enter(self) except -1
+    cdef int _monitor_off(self) except -1

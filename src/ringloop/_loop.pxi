@@ -660,7 +660,7 @@ cdef class CoreLoop:
         if self._closed:
             return
         self._close_parts()    # the Python parts (ringloop/_parts.py)
-        self.set_warn_blocking(None)    # blocking detector
+        self._monitor_off()    # blocking detector
         self._closed = True
         ready_clear(&self.ready)
         heap_clear(&self.timers)
@@ -788,9 +788,7 @@ cdef class CoreLoop:
         cdef object seconds = parse_threshold(threshold)
         self._check_closed()
         if seconds is None:
-            if self._mon != NULL:
-                monitor_free(self._mon)
-                self._mon = NULL
+            self._monitor_off()
             return
         if self._blocking is None:
             self._blocking = BlockingMonitor(self)
@@ -801,6 +799,14 @@ cdef class CoreLoop:
         self._mon = monitor_new(seconds, self._blocking.describe)
         if self._thread_ident != 0:     # set from inside the running loop
             self._monitor_enter()
+
+    cdef int _monitor_off(self) except -1:
+        # Stops the watchdog; imports nothing, so close() may call it at interpreter
+        # shutdown (a loop closed by its __del__).
+        if self._mon != NULL:
+            monitor_free(self._mon)
+            self._mon = NULL
+        return 0
 
     def get_warn_blocking(self):
         """The blocking detector's threshold in seconds, or None when it is off."""
